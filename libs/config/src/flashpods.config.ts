@@ -1,0 +1,112 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { envSchema } from './env.schema';
+
+/** The typed, validated configuration every service reads. Built once per process. */
+export interface FlashpodsConfig {
+  redis: { url: string; prefix: string };
+  databaseUrl: string;
+  logs: {
+    dir: string;
+    maxBytes: number;
+    lineMaxBytes: number;
+    totalMaxBytes: number;
+    retentionSeconds: number;
+  };
+  jobs: {
+    retentionDays: number;
+    timeoutDefaultSeconds: number;
+    timeoutMaxSeconds: number;
+    memoryMbDefault: number;
+    memoryMbMax: number;
+    cpusDefault: number;
+    cpusMax: number;
+    pidsDefault: number;
+    pidsMax: number;
+    networkAllowed: boolean;
+  };
+  janitor: { intervalSeconds: number };
+  runner: {
+    id: string;
+    concurrency: number;
+    executor: 'docker' | 'process';
+    shutdownGraceSeconds: number;
+    heartbeatSeconds: number;
+    dockerHost?: string;
+    pullTimeoutSeconds: number;
+  };
+  stream: { chunkMaxBytes: number; chunkMaxDelayMs: number; maxUnpersistedEntries: number };
+  persister: { claimIdleMs: number };
+  api: { port: number; host: string; bodyLimitBytes: number; adminToken?: string };
+  logFormat: 'json' | 'text';
+}
+
+export class ConfigError extends Error {}
+
+/** Validates `env`; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfig {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid environment: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  if (e.JOB_TIMEOUT_DEFAULT_SECONDS > e.JOB_TIMEOUT_MAX_SECONDS) {
+    throw new ConfigError('Invalid environment: JOB_TIMEOUT_DEFAULT_SECONDS: exceeds JOB_TIMEOUT_MAX_SECONDS');
+  }
+  return Object.freeze({
+    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
+    databaseUrl: e.DATABASE_URL,
+    logs: {
+      dir: resolve(e.LOG_DIR),
+      maxBytes: e.LOG_MAX_BYTES,
+      lineMaxBytes: e.LOG_LINE_MAX_BYTES,
+      totalMaxBytes: e.LOG_TOTAL_MAX_BYTES,
+      retentionSeconds: e.LOG_RETENTION_SECONDS,
+    },
+    jobs: {
+      retentionDays: e.JOB_RETENTION_DAYS,
+      timeoutDefaultSeconds: e.JOB_TIMEOUT_DEFAULT_SECONDS,
+      timeoutMaxSeconds: e.JOB_TIMEOUT_MAX_SECONDS,
+      memoryMbDefault: e.JOB_MEMORY_MB_DEFAULT,
+      memoryMbMax: e.JOB_MEMORY_MB_MAX,
+      cpusDefault: e.JOB_CPUS_DEFAULT,
+      cpusMax: e.JOB_CPUS_MAX,
+      pidsDefault: e.JOB_PIDS_DEFAULT,
+      pidsMax: e.JOB_PIDS_MAX,
+      networkAllowed: e.JOB_NETWORK_ALLOWED,
+    },
+    janitor: { intervalSeconds: e.JANITOR_INTERVAL_SECONDS },
+    runner: {
+      id: e.RUNNER_ID ?? `${hostname()}-${process.pid}`,
+      concurrency: e.RUNNER_CONCURRENCY,
+      executor: e.RUNNER_EXECUTOR,
+      shutdownGraceSeconds: e.RUNNER_SHUTDOWN_GRACE_SECONDS,
+      heartbeatSeconds: e.RUNNER_HEARTBEAT_SECONDS,
+      dockerHost: e.DOCKER_HOST,
+      pullTimeoutSeconds: e.DOCKER_PULL_TIMEOUT_SECONDS,
+    },
+    stream: {
+      chunkMaxBytes: e.STREAM_CHUNK_MAX_BYTES,
+      chunkMaxDelayMs: e.STREAM_CHUNK_MAX_DELAY_MS,
+      maxUnpersistedEntries: e.STREAM_MAX_UNPERSISTED_ENTRIES,
+    },
+    persister: { claimIdleMs: e.PERSISTER_CLAIM_IDLE_MS },
+    api: {
+      port: e.API_PORT,
+      host: e.API_HOST,
+      bodyLimitBytes: e.API_BODY_LIMIT_BYTES,
+      adminToken: e.FLASHPODS_ADMIN_TOKEN,
+    },
+    logFormat: e.LOG_FORMAT,
+  });
+}
+
+let cached: FlashpodsConfig | undefined;
+
+/** The process's configuration, validated on first use. */
+export function getConfig(): FlashpodsConfig {
+  cached ??= loadConfig();
+  return cached;
+}

@@ -1,0 +1,3 @@
+export * from './flashpods.config';
+export * from './env.schema';
+export * from './redis.factory';

@@ -1,0 +1,48 @@
+/** Where a log line came from. Numeric values are the wire and index encoding: never renumber. */
+export enum LogStream {
+  Stdout = 1,
+  Stderr = 2,
+  System = 3,
+}
+
+export const LOG_STREAM_NAMES: Readonly<Record<LogStream, string>> = {
+  [LogStream.Stdout]: 'stdout',
+  [LogStream.Stderr]: 'stderr',
+  [LogStream.System]: 'system',
+};
+
+export function parseLogStream(name: string): LogStream | undefined {
+  const found = Object.entries(LOG_STREAM_NAMES).find(([, n]) => n === name);
+  return found ? (Number(found[0]) as LogStream) : undefined;
+}
+
+/** Severity of a line. Numeric values are the index encoding: never renumber. */
+export enum LogLevel {
+  Debug = 1,
+  Info = 2,
+  Warn = 3,
+  Error = 4,
+  Fatal = 5,
+}
+
+export const LOG_LEVEL_NAMES: Readonly<Record<LogLevel, string>> = {
+  [LogLevel.Debug]: 'debug',
+  [LogLevel.Info]: 'info',
+  [LogLevel.Warn]: 'warn',
+  [LogLevel.Error]: 'error',
+  [LogLevel.Fatal]: 'fatal',
+};
+
+export function parseLogLevel(name: string): LogLevel | undefined {
+  const found = Object.entries(LOG_LEVEL_NAMES).find(([, n]) => n === name);
+  return found ? (Number(found[0]) as LogLevel) : undefined;
+}
+
+/** One captured line as it travels from runner to persister. `text` has no trailing newline. */
+export interface LogLine {
+  seq: number;
+  /** Milliseconds since the epoch, UTC. */
+  ts: number;
+  stream: LogStream;
+  text: Buffer;
+}

@@ -1,0 +1,17 @@
+import { LogLevel, LogStream } from '@flashpods/contracts';
+import { detectLevel } from './level.util';
+
+describe('detectLevel', () => {
+  it.each([
+    [LogStream.Stdout, 'plain', LogLevel.Info],
+    [LogStream.Stderr, 'plain', LogLevel.Error],
+    [LogStream.Stdout, '{"level":"warn","msg":"x"}', LogLevel.Warn],
+    [LogStream.Stderr, '  {"level":"INFO"}', LogLevel.Info],
+    [LogStream.Stdout, '{"level":50}', LogLevel.Error],
+    [LogStream.Stdout, '{"level":"nonsense"}', LogLevel.Info],
+    [LogStream.Stdout, '{not json', LogLevel.Info],
+    [LogStream.Stdout, '["level","error"]', LogLevel.Info],
+  ])('%s %s → %s', (stream, text, level) => {
+    expect(detectLevel(stream, Buffer.from(text))).toBe(level);
+  });
+});

@@ -1,0 +1,47 @@
+import { LogLevel, LogStream } from '@flashpods/contracts';
+
+const JSON_LEVEL_MAX_BYTES = 64 * 1024;
+
+const ALIASES: Record<string, LogLevel> = {
+  trace: LogLevel.Debug,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  notice: LogLevel.Info,
+  warn: LogLevel.Warn,
+  warning: LogLevel.Warn,
+  error: LogLevel.Error,
+  err: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  critical: LogLevel.Fatal,
+  crit: LogLevel.Fatal,
+  panic: LogLevel.Fatal,
+};
+
+/** pino/bunyan numeric levels. */
+function numericLevel(n: number): LogLevel | undefined {
+  if (n >= 60) return LogLevel.Fatal;
+  if (n >= 50) return LogLevel.Error;
+  if (n >= 40) return LogLevel.Warn;
+  if (n >= 30) return LogLevel.Info;
+  if (n >= 10) return LogLevel.Debug;
+  return undefined;
+}
+
+/** stdout → info, stderr → error, system → info, unless the line is JSON with a `level` field. */
+export function detectLevel(stream: LogStream, text: Buffer): LogLevel {
+  const fallback = stream === LogStream.Stderr ? LogLevel.Error : LogLevel.Info;
+  if (stream === LogStream.System || text.length < 2 || text.length > JSON_LEVEL_MAX_BYTES) return fallback;
+  let first = 0;
+  while (first < text.length && (text[first] === 0x20 || text[first] === 0x09)) first++;
+  if (text[first] !== 0x7b /* { */) return fallback;
+  try {
+    const parsed: unknown = JSON.parse(text.toString('utf8'));
+    if (parsed === null || typeof parsed !== 'object') return fallback;
+    const level = (parsed as Record<string, unknown>).level;
+    if (typeof level === 'string') return ALIASES[level.toLowerCase()] ?? fallback;
+    if (typeof level === 'number') return numericLevel(level) ?? fallback;
+  } catch {
+    // not JSON after all: plain text
+  }
+  return fallback;
+}

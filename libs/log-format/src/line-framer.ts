@@ -1,0 +1,74 @@
+const NEWLINE = 0x0a;
+
+/**
+ * The largest cut at or before `max` that does not split a UTF-8 character. Falls back to `max`
+ * when the bytes there are not UTF-8 (no lead byte within 3 bytes back): bytes are kept either way.
+ */
+export function utf8SafeCut(buf: Buffer, max: number): number {
+  let cut = max;
+  while (cut > max - 4 && cut > 0 && (buf[cut] & 0xc0) === 0x80) cut--;
+  return cut > max - 4 && cut > 0 ? cut : max;
+}
+
+/**
+ * Turns a byte stream into lines. Lines are cut only at `\n`, so a UTF-8 character split across
+ * chunks is reassembled. A line longer than `maxLineBytes` is split into pieces of at most that
+ * size, each cut on a character boundary; nothing is dropped. `\r`, ANSI codes and invalid UTF-8
+ * pass through untouched. Emitted lines exclude the `\n`.
+ */
+export class LineFramer {
+  private parts: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly maxLineBytes: number) {}
+
+  push(chunk: Buffer, onLine: (line: Buffer) => void): void {
+    let start = 0;
+    while (start < chunk.length) {
+      const nl = chunk.indexOf(NEWLINE, start);
+      if (nl === -1) {
+        this.append(chunk.subarray(start), onLine);
+        return;
+      }
+      this.append(chunk.subarray(start, nl), onLine);
+      onLine(this.take());
+      start = nl + 1;
+    }
+  }
+
+  /** Emits a final line that had no newline, if any. */
+  flush(onLine: (line: Buffer) => void): void {
+    if (this.pendingBytes > 0) onLine(this.take());
+  }
+
+  get bufferedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  private append(piece: Buffer, onLine: (line: Buffer) => void): void {
+    if (piece.length === 0) return;
+    if (this.pendingBytes + piece.length <= this.maxLineBytes) {
+      this.parts.push(piece);
+      this.pendingBytes += piece.length;
+      return;
+    }
+    let buf = this.take(piece);
+    while (buf.length > this.maxLineBytes) {
+      const cut = utf8SafeCut(buf, this.maxLineBytes);
+      onLine(buf.subarray(0, cut));
+      buf = buf.subarray(cut);
+    }
+    if (buf.length > 0) {
+      this.parts.push(buf);
+      this.pendingBytes = buf.length;
+    }
+  }
+
+  private take(extra?: Buffer): Buffer {
+    const all = extra ? [...this.parts, extra] : this.parts;
+    const line = all.length === 1 ? all[0] : Buffer.concat(all);
+    this.parts = [];
+    this.pendingBytes = 0;
+    return line;
+  }
+}

@@ -1,0 +1,51 @@
+import { LogLevel, LogStream } from '@flashpods/contracts';
+
+/**
+ * One record per stored line, in the `{job_id}.idx` file beside `{job_id}.log`. Record i (from 0)
+ * holds seq i+1, so a seq is found by position, never by scanning.
+ * Layout (32 bytes): seq f64, ts f64, offset f64, length u32, stream u8, level u8, flags u16.
+ * `offset`/`length` locate the whole stored line (prefix and newline included) in the log file.
+ */
+export const INDEX_RECORD_BYTES = 32;
+
+export const IndexFlags = { Marker: 1 } as const;
+
+export interface IndexRecord {
+  seq: number;
+  ts: number;
+  offset: number;
+  length: number;
+  stream: LogStream;
+  level: LogLevel;
+  flags: number;
+}
+
+export function writeIndexRecord(r: IndexRecord, out: Buffer, at: number): void {
+  out.writeDoubleBE(r.seq, at);
+  out.writeDoubleBE(r.ts, at + 8);
+  out.writeDoubleBE(r.offset, at + 16);
+  out.writeUInt32BE(r.length, at + 24);
+  out.writeUInt8(r.stream, at + 28);
+  out.writeUInt8(r.level, at + 29);
+  out.writeUInt16BE(r.flags, at + 30);
+}
+
+export function readIndexRecord(buf: Buffer, at: number): IndexRecord {
+  return {
+    seq: buf.readDoubleBE(at),
+    ts: buf.readDoubleBE(at + 8),
+    offset: buf.readDoubleBE(at + 16),
+    length: buf.readUInt32BE(at + 24),
+    stream: buf.readUInt8(at + 28) as LogStream,
+    level: buf.readUInt8(at + 29) as LogLevel,
+    flags: buf.readUInt16BE(at + 30),
+  };
+}
+
+export function logFileName(jobId: string): string {
+  return `${jobId}.log`;
+}
+
+export function indexFileName(jobId: string): string {
+  return `${jobId}.idx`;
+}

@@ -1,0 +1,41 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readTail } from './tail.util';
+
+describe('readTail', () => {
+  let dir: string;
+  beforeAll(async () => (dir = await mkdtemp(join(tmpdir(), 'fp-tail-'))));
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  async function fileWith(content: string | Buffer): Promise<string> {
+    const path = join(dir, `${Math.random()}.log`);
+    await writeFile(path, content);
+    return path;
+  }
+
+  it('returns the last n lines, or all when fewer', async () => {
+    const path = await fileWith('a\nb\nc\n');
+    expect(await readTail(path, 2)).toEqual({ data: Buffer.from('b\nc\n'), lines: 2, totalBytes: 6 });
+    expect(await readTail(path, 1)).toEqual({ data: Buffer.from('c\n'), lines: 1, totalBytes: 6 });
+    expect(await readTail(path, 10)).toEqual({ data: Buffer.from('a\nb\nc\n'), lines: 3, totalBytes: 6 });
+  });
+
+  it('answers for an empty file and leaves out a line still being written', async () => {
+    expect(await readTail(await fileWith(''), 5)).toEqual({ data: Buffer.alloc(0), lines: 0, totalBytes: 0 });
+    const partial = await readTail(await fileWith('a\nb\npart'), 5);
+    expect(partial.data.toString()).toBe('a\nb\n');
+    expect(partial.lines).toBe(2);
+  });
+
+  it('crosses block boundaries with long and many lines', async () => {
+    const lines = Array.from({ length: 20000 }, (_, i) => `line ${i} ${'x'.repeat(i % 97)}`);
+    const path = await fileWith(lines.join('\n') + '\n');
+    const t = await readTail(path, 10000);
+    expect(t.lines).toBe(10000);
+    expect(t.data.toString()).toBe(lines.slice(10000).join('\n') + '\n');
+    const long = 'y'.repeat(300 * 1024);
+    const t2 = await readTail(await fileWith(`first\n${long}\nlast\n`), 2);
+    expect(t2.data.toString()).toBe(`${long}\nlast\n`);
+  });
+});

@@ -1,0 +1,17 @@
+import { formatTimePrefix, TIME_PREFIX_BYTES } from './time-prefix';
+import { truncationMarkerText } from './truncation.util';
+
+describe('formatTimePrefix', () => {
+  it('formats UTC with milliseconds, zero-padded', () => {
+    expect(formatTimePrefix(Date.UTC(2026, 0, 2, 3, 4, 5, 6))).toBe('[03:04:05.006] ');
+    expect(formatTimePrefix(Date.UTC(2026, 0, 2, 23, 59, 59, 999))).toBe('[23:59:59.999] ');
+    expect(formatTimePrefix(0).length).toBe(TIME_PREFIX_BYTES);
+  });
+});
+
+describe('truncationMarkerText', () => {
+  it('names the cap as seed 000 does', () => {
+    expect(truncationMarkerText(50 * 1024 * 1024)).toBe('[TRUNCATED - log exceeded 50 MB limit]');
+    expect(truncationMarkerText(4000)).toBe('[TRUNCATED - log exceeded 4000 bytes limit]');
+  });
+});
