@@ -1,0 +1,3 @@
+export * from './job.entity';
+export * from './data-source.factory';
+export * from './job-transitions';
