@@ -1,3 +1,5 @@
 export * from './flashpods.config';
 export * from './env.schema';
 export * from './redis.factory';
+export * from './config.module';
+export * from './service-bootstrap';

@@ -1,3 +1,4 @@
 export * from './job.entity';
 export * from './data-source.factory';
 export * from './job-transitions';
+export * from './database.module';

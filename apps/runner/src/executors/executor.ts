@@ -1,0 +1,43 @@
+import { JobError, LogStream } from '@flashpods/contracts';
+import { JobLimits } from '@flashpods/database';
+
+export interface ExecSpec {
+  jobId: string;
+  runnerId: string;
+  image: string;
+  command: string[] | null;
+  env: Record<string, string>;
+  limits: JobLimits;
+  network: boolean;
+}
+
+/** What an executor reports to the job it runs. */
+export interface ExecIO {
+  /** Raw output bytes. A returned promise asks the executor to stop reading until it settles. */
+  output(stream: LogStream.Stdout | LogStream.Stderr, chunk: Buffer): Promise<void> | void;
+  /** A lifecycle line for the job's own log. */
+  system(text: string): Promise<void>;
+  /** The workload is running (container started, process spawned). */
+  started(): Promise<void>;
+  /** Aborted to kill the workload (timeout or cancel). */
+  signal: AbortSignal;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  oomKilled: boolean;
+}
+
+/** A failure that ends the job as `failed` with this error rather than `runner_error`. */
+export class ExecFailure extends Error {
+  constructor(readonly error: JobError) {
+    super(error.message);
+  }
+}
+
+export interface Executor {
+  readonly kind: 'docker' | 'process';
+  run(spec: ExecSpec, io: ExecIO): Promise<ExecResult>;
+}
+
+export const EXECUTOR = Symbol('EXECUTOR');

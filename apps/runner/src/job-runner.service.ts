@@ -1,0 +1,154 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { JobErrorCode, JobStatus, RedisKeys, StatusEvent } from '@flashpods/contracts';
+import { JobEntity, transitionJob } from '@flashpods/database';
+import { SecretMasker } from '@flashpods/log-format';
+import Redis from 'ioredis';
+import { DataSource } from 'typeorm';
+import { EXECUTOR, ExecFailure, ExecResult, Executor } from './executors/executor';
+import { JobLogPublisher } from './job-log.publisher';
+import { LogCapture } from './log-capture';
+
+type KillReason = 'timeout' | 'cancel';
+
+/**
+ * Runs one job from claim to terminal status. The claim (`pending → starting`) is a conditional
+ * update in Postgres, so a job cancelled or taken elsewhere is never run twice. Everything after
+ * the claim goes through the job's Redis stream, so the persister stores the terminal status
+ * only after the last line is on disk.
+ */
+@Injectable()
+export class JobRunnerService {
+  private readonly log = new Logger(JobRunnerService.name);
+  private readonly kills = new Map<string, (reason: KillReason) => void>();
+
+  constructor(
+    @Inject(CONFIG) private readonly config: FlashpodsConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
+    @Inject(EXECUTOR) private readonly executor: Executor,
+    private readonly ds: DataSource,
+  ) {}
+
+  get runningJobIds(): string[] {
+    return [...this.kills.keys()];
+  }
+
+  /** Kills a job this runner holds; false when it holds no such job. */
+  kill(jobId: string, reason: KillReason): boolean {
+    const kill = this.kills.get(jobId);
+    kill?.(reason);
+    return kill !== undefined;
+  }
+
+  async run(jobId: string): Promise<void> {
+    const runnerId = this.config.runner.id;
+    const job = await this.ds.getRepository(JobEntity).findOneBy({ id: jobId });
+    if (!job) {
+      this.log.warn(`job ${jobId} not found; skipped`);
+      return;
+    }
+    if (!(await transitionJob(this.ds, jobId, JobStatus.Starting, { runnerId }))) {
+      this.log.log(`job ${jobId} is ${job.status}, not pending; skipped`);
+      return;
+    }
+    await this.redis.xadd(this.keys.activeJobs, '*', 'job', jobId);
+    const publisher = new JobLogPublisher(this.redis, this.keys.jobLog(jobId), this.config.stream);
+    const secrets = await this.redis.hgetall(this.keys.jobSecrets(jobId));
+    const masker = new SecretMasker(Object.values(secrets));
+    const capture = new LogCapture(publisher, masker, this.config.logs.lineMaxBytes);
+
+    const abort = new AbortController();
+    let killedFor: KillReason | undefined;
+    this.kills.set(jobId, (reason) => {
+      killedFor ??= reason;
+      abort.abort();
+    });
+    if (await this.redis.exists(this.keys.jobCancel(jobId))) this.kill(jobId, 'cancel');
+    const timer = setTimeout(() => this.kill(jobId, 'timeout'), job.timeoutSeconds * 1000);
+
+    let outcome: StatusEvent;
+    try {
+      const result = await this.executor.run(
+        {
+          jobId,
+          runnerId,
+          image: job.image,
+          command: job.command,
+          env: { ...job.env, ...secrets },
+          limits: job.limits,
+          network: job.network && this.config.jobs.networkAllowed,
+        },
+        {
+          output: (stream, chunk) => capture.write(stream, chunk),
+          system: (text) => publisher.system(masker.maskString(text)),
+          started: async () => {
+            await this.redis.del(this.keys.jobSecrets(jobId));
+            await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId });
+          },
+          signal: abort.signal,
+        },
+      );
+      await capture.end();
+      outcome = this.outcome(result, killedFor);
+    } catch (err) {
+      await capture.end().catch(() => undefined);
+      outcome = this.failure(err as Error, killedFor, masker);
+    } finally {
+      clearTimeout(timer);
+      this.kills.delete(jobId);
+    }
+    await this.redis.del(this.keys.jobSecrets(jobId), this.keys.jobCancel(jobId));
+    await publisher.system(this.describe(outcome, job.timeoutSeconds));
+    await publisher.status(outcome);
+    this.log.log(`job ${jobId} ${outcome.status}${outcome.exitCode != null ? ` (exit ${outcome.exitCode})` : ''}`);
+  }
+
+  private outcome(result: ExecResult, killedFor: KillReason | undefined): StatusEvent {
+    const base = { at: Date.now(), runnerId: this.config.runner.id, exitCode: result.exitCode };
+    if (killedFor === 'timeout') return { ...base, status: JobStatus.TimedOut, error: null };
+    if (killedFor === 'cancel') return { ...base, status: JobStatus.Cancelled, error: null };
+    if (result.oomKilled) {
+      return {
+        ...base,
+        status: JobStatus.Failed,
+        error: { code: JobErrorCode.OomKilled, message: 'the container was killed for exceeding its memory limit' },
+      };
+    }
+    if (result.exitCode === 0) return { ...base, status: JobStatus.Completed, error: null };
+    return {
+      ...base,
+      status: JobStatus.Failed,
+      error: { code: JobErrorCode.NonzeroExit, message: `exited with code ${result.exitCode}` },
+    };
+  }
+
+  private failure(err: Error, killedFor: KillReason | undefined, masker: SecretMasker): StatusEvent {
+    const base = { at: Date.now(), runnerId: this.config.runner.id, exitCode: null };
+    if (killedFor === 'cancel') return { ...base, status: JobStatus.Cancelled, error: null };
+    if (killedFor === 'timeout') return { ...base, status: JobStatus.TimedOut, error: null };
+    if (err instanceof ExecFailure) return { ...base, status: JobStatus.Failed, error: err.error };
+    this.log.error(`job run failed: ${masker.maskString(err.message)}`);
+    return {
+      ...base,
+      status: JobStatus.Failed,
+      error: { code: JobErrorCode.RunnerError, message: masker.maskString(err.message) },
+    };
+  }
+
+  private describe(outcome: StatusEvent, timeoutSeconds: number): string {
+    const code = outcome.exitCode != null ? ` (exit code ${outcome.exitCode})` : '';
+    switch (outcome.status) {
+      case JobStatus.TimedOut:
+        return `killed: timeout of ${timeoutSeconds} s exceeded${code}`;
+      case JobStatus.Cancelled:
+        return `killed: cancelled${code}`;
+      case JobStatus.Completed:
+        return `exited with code ${outcome.exitCode}`;
+      default:
+        return outcome.error?.code === JobErrorCode.NonzeroExit
+          ? `exited with code ${outcome.exitCode}`
+          : `failed: ${outcome.error?.code}: ${outcome.error?.message}`;
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import { ConsoleLogger, LoggerService } from '@nestjs/common';
+import Redis from 'ioredis';
+import { ConfigError, FlashpodsConfig, getConfig } from './flashpods.config';
+import { assertNoEviction, createRedis } from './redis.factory';
+
+/** The process logger: JSON lines in production-like runs, Nest's coloured text locally. */
+export function createServiceLogger(config: FlashpodsConfig, service: string): LoggerService {
+  return new ConsoleLogger(service, { json: config.logFormat === 'json', colors: config.logFormat !== 'json' });
+}
+
+/**
+ * Validates the environment and Redis's eviction policy before Nest starts; exits with a message
+ * naming the problem. Returns the config for the caller's bootstrap.
+ */
+export async function preflight(service: string): Promise<FlashpodsConfig> {
+  let config: FlashpodsConfig;
+  try {
+    config = getConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`[${service}] ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  // One retry per command, so an unreachable Redis is reported here instead of waited on silently.
+  const redis: Redis = createRedis(config, `${service}-preflight`, { maxRetriesPerRequest: 1 });
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await assertNoEviction(redis);
+        break;
+      } catch (err) {
+        if (!(err as Error).message.includes('maxmemory-policy')) {
+          console.error(`[${service}] Redis not reachable at ${new URL(config.redis.url).host} (${(err as Error).message}); retrying`);
+          await new Promise((r) => setTimeout(r, 2000));
+          continue;
+        }
+        console.error(`[${service}] ${(err as Error).message}`);
+        process.exit(2);
+      }
+    }
+  } finally {
+    redis.disconnect();
+  }
+  return config;
+}
