@@ -15,6 +15,8 @@ export function redisKeys(prefix: string) {
     cancelChannel: `${prefix}:cancel`,
     /** Heartbeat of a runner: a key with a TTL. */
     runnerAlive: (runnerId: string) => `${prefix}:runner:${runnerId}`,
+    /** Totals and last run of one janitor sweep (a hash). */
+    janitorStats: (sweep: string) => `${prefix}:janitor:${sweep}`,
     /** Prefix BullMQ uses for its queues. */
     bullPrefix: `${prefix}:bull`,
   };

@@ -50,9 +50,10 @@ export class DockerExecutor implements Executor {
       if (io.signal.aborted) throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'aborted before start' });
       io.signal.addEventListener('abort', kill, { once: true });
       try {
+        // Logged before start(): the container's first output may arrive before start() returns.
+        await io.system('starting container');
         await container.start();
         await io.started();
-        await io.system('container started');
         const waited = (await container.wait()) as { StatusCode: number };
         await drained;
         const info = await container.inspect();

@@ -1,0 +1,39 @@
+import { BullBoardModule } from '@bull-board/nestjs';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { BullModule } from '@nestjs/bullmq';
+import { Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { bullRootOptions, FlashpodsConfigModule, getConfig } from '@flashpods/config';
+import { QueueName } from '@flashpods/contracts';
+import { DatabaseModule } from '@flashpods/database';
+import { adminOnly } from './auth/admin-basic.middleware';
+import { AuthGuard } from './auth/auth.guard';
+import { TokenService } from './auth/token.service';
+import { ApiErrorFilter } from './common/api-error.filter';
+import { HealthController } from './health/health.controller';
+import { MetricsController } from './health/metrics.controller';
+import { JobsController } from './jobs/jobs.controller';
+import { JobsService } from './jobs/jobs.service';
+import { JobLogsController } from './logs/job-logs.controller';
+import { JobLogsService } from './logs/job-logs.service';
+
+@Module({
+  imports: [
+    FlashpodsConfigModule,
+    DatabaseModule,
+    BullModule.forRootAsync({ useFactory: () => bullRootOptions(getConfig(), 'api') }),
+    BullModule.registerQueue({ name: QueueName.Jobs }),
+    BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: adminOnly }),
+    BullBoardModule.forFeature({ name: QueueName.Jobs, adapter: BullMQAdapter }),
+  ],
+  controllers: [HealthController, MetricsController, JobsController, JobLogsController],
+  providers: [
+    TokenService,
+    JobsService,
+    JobLogsService,
+    { provide: APP_GUARD, useClass: AuthGuard },
+    { provide: APP_FILTER, useClass: ApiErrorFilter },
+  ],
+})
+export class ApiModule {}

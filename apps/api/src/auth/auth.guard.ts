@@ -1,0 +1,37 @@
+import { CanActivate, ExecutionContext, HttpStatus, Inject, Injectable, SetMetadata } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { ApiError } from '../common/api-error';
+import { TokenService } from './token.service';
+
+export const PUBLIC = 'flashpods:public';
+/** Marks a route that needs no token (health, readiness, metrics, docs, the UI shell). */
+export const Public = () => SetMetadata(PUBLIC, true);
+
+/** Who is calling: the tenant whose jobs they see; an admin sees every tenant. */
+export interface Caller {
+  tenant: string;
+  admin: boolean;
+}
+
+export type AuthedRequest = Request & { caller: Caller };
+
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    @Inject(TokenService) private readonly tokens: TokenService,
+  ) {}
+
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC, [ctx.getHandler(), ctx.getClass()])) return true;
+    const req = ctx.switchToHttp().getRequest<AuthedRequest>();
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw new ApiError(HttpStatus.UNAUTHORIZED, 'unauthorized', 'missing bearer token');
+    const caller = await this.tokens.authenticate(match[1]);
+    if (!caller) throw new ApiError(HttpStatus.UNAUTHORIZED, 'unauthorized', 'invalid token');
+    req.caller = caller;
+    return true;
+  }
+}

@@ -1,0 +1,43 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { Response } from 'express';
+import { ApiError } from './api-error';
+
+const CODE_BY_STATUS: Record<number, string> = {
+  400: 'invalid_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+};
+
+/** Every error leaves as `{"error": "<code>", "message": "<text>"}`; an unexpected one as a bare 500. */
+@Catch()
+export class ApiErrorFilter implements ExceptionFilter {
+  private readonly log = new Logger('ApiError');
+
+  catch(err: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (err instanceof ApiError) {
+      for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+      res.status(err.getStatus()).json(err.getResponse());
+      return;
+    }
+    if (err instanceof HttpException) {
+      const status = err.getStatus();
+      const body = err.getResponse();
+      const message = typeof body === 'string' ? body : ((body as { message?: unknown }).message ?? err.message);
+      res.status(status).json({ error: CODE_BY_STATUS[status] ?? 'error', message: String(message) });
+      return;
+    }
+    this.log.error(`unhandled: ${(err as Error)?.stack ?? String(err)}`);
+    res.status(500).json({ error: 'internal_error', message: 'internal error' });
+  }
+}

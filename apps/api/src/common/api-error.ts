@@ -1,0 +1,16 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+
+/** An error the client can act on: `{"error": code, "message": text}` with this status. */
+export class ApiError extends HttpException {
+  constructor(status: HttpStatus, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
+    super({ error: code, message }, status);
+  }
+
+  static invalid(message: string): ApiError {
+    return new ApiError(HttpStatus.BAD_REQUEST, 'invalid_request', message);
+  }
+
+  static jobNotFound(): ApiError {
+    return new ApiError(HttpStatus.NOT_FOUND, 'job_not_found', 'job not found');
+  }
+}

@@ -1,0 +1,22 @@
+import express, { ErrorRequestHandler, RequestHandler } from 'express';
+
+/** JSON bodies up to `limit` bytes; anything larger is refused with 413 before it is read whole. */
+export function jsonBody(limit: number): RequestHandler {
+  return express.json({ limit, strict: false });
+}
+
+/** Body parser failures as the API's own errors, never as express's HTML page. */
+export const bodyErrors: ErrorRequestHandler = (err, _req, res, next) => {
+  const type = (err as { type?: string }).type;
+  if (type === 'entity.too.large') {
+    res.status(413).json({ error: 'payload_too_large', message: `request body exceeds ${(err as { limit: number }).limit} bytes` });
+  } else if (type === 'entity.parse.failed') {
+    res.status(400).json({ error: 'invalid_request', message: 'request body is not valid JSON' });
+  } else if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    res.status(415).json({ error: 'unsupported_media_type', message: (err as Error).message });
+  } else if (type) {
+    res.status(400).json({ error: 'invalid_request', message: (err as Error).message });
+  } else {
+    next(err);
+  }
+};

@@ -1,0 +1,143 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { isTerminal, JobName, JobPayloads, JobStatus, QueueName, RedisKeys } from '@flashpods/contracts';
+import { JobEntity, transitionJob } from '@flashpods/database';
+import { indexFileName, logFileName } from '@flashpods/log-format';
+import { Queue } from 'bullmq';
+import Redis from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { Caller } from '../auth/auth.guard';
+import { ApiError } from '../common/api-error';
+import { CreateJobBody } from './create-job.schema';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface ListQuery {
+  status?: JobStatus;
+  label?: [string, string];
+  limit: number;
+  cursor?: { createdAt: string; id: string };
+}
+
+@Injectable()
+export class JobsService {
+  constructor(
+    @Inject(CONFIG) private readonly config: FlashpodsConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
+    @InjectQueue(QueueName.Jobs) private readonly queue: Queue,
+    private readonly ds: DataSource,
+  ) {}
+
+  async create(body: CreateJobBody, caller: Caller): Promise<JobEntity> {
+    const j = this.config.jobs;
+    const now = new Date();
+    const job = Object.assign(new JobEntity(), {
+      id: randomUUID(),
+      tenant: caller.tenant,
+      status: JobStatus.Pending,
+      image: body.image,
+      command: body.command ?? null,
+      env: body.env ?? {},
+      secretNames: Object.keys(body.secrets ?? {}),
+      timeoutSeconds: body.timeout_seconds ?? j.timeoutDefaultSeconds,
+      limits: {
+        memoryMb: body.limits?.memory_mb ?? j.memoryMbDefault,
+        cpus: body.limits?.cpus ?? j.cpusDefault,
+        pids: body.limits?.pids ?? j.pidsDefault,
+      },
+      labels: body.labels ?? {},
+      network: body.network ?? false,
+      exitCode: null,
+      errorCode: null,
+      errorMessage: null,
+      runnerId: null,
+      createdAt: now,
+      startedAt: null,
+      runningAt: null,
+      finishedAt: null,
+      cleanedAt: null,
+      updatedAt: now,
+      logBytes: 0,
+      logLines: 0,
+      logTruncated: false,
+      logLastSeq: 0,
+    });
+    await this.ds.getRepository(JobEntity).insert(job);
+    if (body.secrets && Object.keys(body.secrets).length) {
+      // Kept in Redis only until the container has started; never in Postgres or in queue data.
+      const key = this.keys.jobSecrets(job.id);
+      await this.redis.multi().hset(key, body.secrets).expire(key, job.timeoutSeconds + 7 * 24 * 3600).exec();
+    }
+    const payload: JobPayloads[JobName.RunJob] = { jobId: job.id };
+    await this.queue.add(JobName.RunJob, payload, { jobId: job.id });
+    return job;
+  }
+
+  /** The caller's job, or 404 for an unknown id, a malformed id, or another tenant's job. */
+  async get(id: string, caller: Caller): Promise<JobEntity> {
+    if (!UUID.test(id)) throw ApiError.jobNotFound();
+    const job = await this.ds.getRepository(JobEntity).findOneBy({ id });
+    if (!job || (!caller.admin && job.tenant !== caller.tenant)) throw ApiError.jobNotFound();
+    return job;
+  }
+
+  async list(q: ListQuery, caller: Caller): Promise<{ jobs: JobEntity[]; nextCursor: string | null }> {
+    const qb = this.ds.getRepository(JobEntity).createQueryBuilder('j');
+    if (!caller.admin) qb.andWhere('j.tenant = :tenant', { tenant: caller.tenant });
+    if (q.status) qb.andWhere('j.status = :status', { status: q.status });
+    if (q.label) qb.andWhere('j.labels @> :labels::jsonb', { labels: JSON.stringify({ [q.label[0]]: q.label[1] }) });
+    if (q.cursor) {
+      qb.andWhere('(j.created_at, j.id) < (:cAt, :cId)', { cAt: q.cursor.createdAt, cId: q.cursor.id });
+    }
+    const rows = await qb
+      .orderBy('j.created_at', 'DESC')
+      .addOrderBy('j.id', 'DESC')
+      .limit(q.limit + 1)
+      .getMany();
+    const jobs = rows.slice(0, q.limit);
+    const last = jobs[jobs.length - 1];
+    const nextCursor =
+      rows.length > q.limit && last
+        ? Buffer.from(JSON.stringify([last.createdAt.toISOString(), last.id])).toString('base64url')
+        : null;
+    return { jobs, nextCursor };
+  }
+
+  async cancel(id: string, caller: Caller): Promise<JobEntity> {
+    const job = await this.get(id, caller);
+    if (isTerminal(job.status) || job.status === JobStatus.Cleaned) {
+      throw new ApiError(HttpStatus.CONFLICT, 'job_terminal', `job is already ${job.status}`);
+    }
+    if (job.status === JobStatus.Pending && (await transitionJob(this.ds, id, JobStatus.Cancelled))) {
+      await this.queue.remove(id).catch(() => undefined);
+      await this.redis.del(this.keys.jobSecrets(id));
+      return this.get(id, caller);
+    }
+    // Starting or running, or claimed since we read it: whichever runner holds it kills it; the
+    // flag covers a runner that has claimed it but not yet registered it.
+    await this.redis.multi().set(this.keys.jobCancel(id), '1', 'EX', 24 * 3600).publish(this.keys.cancelChannel, id).exec();
+    return this.get(id, caller);
+  }
+
+  async delete(id: string, caller: Caller): Promise<void> {
+    const job = await this.get(id, caller);
+    if (!isTerminal(job.status) && job.status !== JobStatus.Cleaned) {
+      throw new ApiError(HttpStatus.CONFLICT, 'job_not_terminal', `job is ${job.status}; cancel it first`);
+    }
+    const [, affected] = (await this.ds.query(
+      `DELETE FROM jobs WHERE id = $1 AND status = ANY($2::text[])`,
+      [id, [JobStatus.Completed, JobStatus.Failed, JobStatus.TimedOut, JobStatus.Cancelled, JobStatus.Cleaned]],
+    )) as [unknown[], number];
+    if (affected === 0) throw new ApiError(HttpStatus.CONFLICT, 'job_not_terminal', 'job changed state; try again');
+    await Promise.all([
+      rm(join(this.config.logs.dir, logFileName(id)), { force: true }),
+      rm(join(this.config.logs.dir, indexFileName(id)), { force: true }),
+      this.redis.del(this.keys.jobLog(id), this.keys.jobSecrets(id), this.keys.jobCancel(id)),
+    ]);
+  }
+}

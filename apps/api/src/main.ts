@@ -1,0 +1,35 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { createServiceLogger, preflight } from '@flashpods/config';
+import helmet from 'helmet';
+import { ApiModule } from './api.module';
+import { bodyErrors, jsonBody } from './common/body-parser';
+
+async function bootstrap(): Promise<void> {
+  const config = await preflight('api');
+  const app = await NestFactory.create<NestExpressApplication>(ApiModule, {
+    bodyParser: false,
+    logger: createServiceLogger(config, 'api'),
+  });
+  app.disable('x-powered-by');
+  // Bull Board and Swagger UI serve inline scripts; everything else is JSON.
+  app.use(helmet({ contentSecurityPolicy: false }));
+  app.use(jsonBody(config.api.bodyLimitBytes));
+  app.use(bodyErrors);
+  const doc = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Flashpods')
+      .setDescription('Run jobs in containers and keep every line of their logs.')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, doc);
+  app.enableShutdownHooks();
+  await app.listen(config.api.port, config.api.host);
+  console.log(`api listening on http://${config.api.host}:${config.api.port}`);
+}
+
+void bootstrap();

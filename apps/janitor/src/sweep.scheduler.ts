@@ -1,0 +1,24 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { CONFIG, FlashpodsConfig } from '@flashpods/config';
+import { QueueName, SWEEP_JOB_NAMES } from '@flashpods/contracts';
+import { Queue } from 'bullmq';
+
+/** One BullMQ job scheduler per sweep; upserting is idempotent, so every janitor may do it. */
+@Injectable()
+export class SweepScheduler implements OnApplicationBootstrap {
+  private readonly log = new Logger(SweepScheduler.name);
+
+  constructor(
+    @Inject(CONFIG) private readonly config: FlashpodsConfig,
+    @InjectQueue(QueueName.Janitor) private readonly queue: Queue,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const every = this.config.janitor.intervalSeconds * 1000;
+    for (const sweep of SWEEP_JOB_NAMES) {
+      await this.queue.upsertJobScheduler(sweep, { every }, { name: sweep, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+    }
+    this.log.log(`sweeps scheduled every ${this.config.janitor.intervalSeconds} s: ${SWEEP_JOB_NAMES.join(', ')}`);
+  }
+}

@@ -1,0 +1,128 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createTestWorld, TestWorld, waitFor } from './test-env';
+
+export type ServiceName = 'api' | 'runner' | 'persister' | 'janitor';
+
+const ROOT = join(__dirname, '..', '..');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The built services running as real processes, as `npm run start:<service>` would run them,
+ * in a world of their own (database, Redis prefix, log directory, port).
+ */
+export class Stack {
+  private readonly procs = new Map<string, ChildProcess>();
+  readonly output = new Map<string, string[]>();
+
+  private constructor(
+    readonly world: TestWorld,
+    readonly baseUrl: string,
+  ) {}
+
+  static async start(
+    services: ServiceName[] = ['api', 'runner', 'persister'],
+    env: Record<string, string> = {},
+  ): Promise<Stack> {
+    const port = await freePort();
+    const world = await createTestWorld({ API_PORT: String(port), API_HOST: '127.0.0.1', ...env });
+    const stack = new Stack(world, `http://127.0.0.1:${port}`);
+    // Migrate once up front so the services do not race on a fresh database in every test.
+    for (const s of services) stack.startService(s);
+    await stack.waitReady();
+    return stack;
+  }
+
+  get token(): string {
+    return this.world.env.FLASHPODS_ADMIN_TOKEN;
+  }
+
+  /** Starts one service; `name` may be e.g. `runner-2` with its own extra environment. */
+  startService(service: ServiceName, name: string = service, env: Record<string, string> = {}): ChildProcess {
+    const proc = spawn(process.execPath, [join(ROOT, 'apps', service, 'dist', 'main.js')], {
+      env: { ...process.env, ...this.world.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    this.output.set(name, lines);
+    const keep = (b: Buffer) => {
+      lines.push(b.toString());
+      if (lines.length > 2000) lines.splice(0, lines.length - 2000);
+    };
+    proc.stdout!.on('data', keep);
+    proc.stderr!.on('data', keep);
+    this.procs.set(name, proc);
+    return proc;
+  }
+
+  /** Sends a signal and waits for the process to exit. */
+  async stopService(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const proc = this.procs.get(name);
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill(signal);
+    await exited;
+    this.procs.delete(name);
+  }
+
+  async waitReady(): Promise<void> {
+    await waitFor(
+      'the API to be ready',
+      async () => ((await fetch(`${this.baseUrl}/ready`).catch(() => undefined))?.ok ? true : undefined),
+      30000,
+      200,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- api output ---\n${(this.output.get('api') ?? []).join('').slice(-4000)}`);
+    });
+  }
+
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+    return fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  }
+
+  async json<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await this.request(method, path, body);
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  /** Polls the job until it is terminal; returns it, and the statuses seen on the way. */
+  async waitTerminal(id: string, timeoutMs = 60000): Promise<{ job: any; seen: string[] }> {
+    const seen: string[] = [];
+    const job = await waitFor(
+      `job ${id} to finish`,
+      async () => {
+        const { body } = await this.json('GET', `/jobs/${id}`);
+        if (seen[seen.length - 1] !== body.status) seen.push(body.status);
+        return ['completed', 'failed', 'timed_out', 'cancelled', 'cleaned'].includes(body.status) ? body : undefined;
+      },
+      timeoutMs,
+      50,
+    );
+    return { job, seen };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.procs.keys()].map((name) => this.stopService(name, 'SIGTERM')));
+    await this.world.dispose();
+  }
+}
