@@ -139,8 +139,13 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
         }
         cursor = next;
       } while (cursor !== '0-0' && !this.stopping);
-      await sleep(Math.min(idle / 3, 5000));
+      await this.pause(Math.min(idle / 3, 5000));
     }
+  }
+
+  /** Sleeps up to `ms`, cut short by shutdown. */
+  private async pause(ms: number): Promise<void> {
+    for (const until = Date.now() + ms; !this.stopping && Date.now() < until; ) await sleep(Math.min(100, ms));
   }
 
   private async take(entryId: string, fields: string[]): Promise<void> {

@@ -1,0 +1,24 @@
+# One image for every Flashpods service; the command picks the service:
+#   docker run flashpods node apps/api/dist/main.js   (runner, persister, janitor likewise)
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json nx.json tsconfig.base.json ./
+COPY libs/contracts/package.json libs/contracts/
+COPY libs/config/package.json libs/config/
+COPY libs/database/package.json libs/database/
+COPY libs/log-format/package.json libs/log-format/
+COPY apps/api/package.json apps/api/
+COPY apps/runner/package.json apps/runner/
+COPY apps/persister/package.json apps/persister/
+COPY apps/janitor/package.json apps/janitor/
+RUN npm ci --no-audit --no-fund
+COPY libs libs
+COPY apps apps
+RUN NX_DAEMON=false NX_NO_CLOUD=true npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production LOG_DIR=/var/log/flashpods LOG_FORMAT=json
+WORKDIR /app
+COPY --from=build /app /app
+RUN mkdir -p /var/log/flashpods
+CMD ["node", "apps/api/dist/main.js"]

@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: the whole system on one machine. Builds if needed, makes sure Redis and Postgres
+ * answer, picks the Docker executor when an engine answers (the process executor otherwise, with
+ * a loud warning), starts the four services and prints how to submit a first job.
+ */
+const { spawn, spawnSync } = require('node:child_process');
+const { randomBytes } = require('node:crypto');
+const { existsSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const services = ['api', 'runner', 'persister', 'janitor'];
+const say = (msg) => console.log(`[flashpods] ${msg}`);
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+if (services.some((s) => !existsSync(join(root, 'apps', s, 'dist', 'main.js')))) {
+  say('building (first run)');
+  run('npm', ['run', 'build']);
+}
+if (!process.env.REDIS_URL && !process.env.DATABASE_URL) run('bash', [join(root, 'scripts', 'ensure-services.sh')]);
+
+const env = { ...process.env };
+env.LOG_DIR ??= join(root, 'data', 'logs');
+env.API_PORT ??= '3000';
+mkdirSync(join(root, 'data'), { recursive: true });
+if (!env.FLASHPODS_ADMIN_TOKEN) {
+  const file = join(root, 'data', 'admin-token');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('base64url') + '\n', { mode: 0o600 });
+  env.FLASHPODS_ADMIN_TOKEN = readFileSync(file, 'utf8').trim();
+}
+
+let image = 'busybox:latest';
+if (!env.RUNNER_EXECUTOR) {
+  const docker = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' });
+  if (docker.status === 0) {
+    env.RUNNER_EXECUTOR = 'docker';
+    const local = spawnSync('docker', ['image', 'inspect', 'flashpods/busybox:test'], { stdio: 'ignore' });
+    if (local.status === 0) image = 'flashpods/busybox:test';
+  } else {
+    env.RUNNER_EXECUTOR = 'process';
+    console.warn('\n' + '!'.repeat(78));
+    console.warn('!! No Docker engine answers: falling back to the PROCESS executor.');
+    console.warn('!! Jobs run as plain local processes with NO isolation and NO limits.');
+    console.warn('!! Start dockerd (or run `bash scripts/ensure-docker.sh`) for real containers.');
+    console.warn('!'.repeat(78) + '\n');
+  }
+}
+
+// Migrate once before the services start (they would also do it, under an advisory lock).
+run('node', [join(root, 'libs', 'database', 'dist', 'migrate.cli.js')]);
+
+const children = services.map((s) => {
+  const child = spawn(process.execPath, [join(root, 'apps', s, 'dist', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const prefix = `${s.padEnd(9)}| `;
+  const relay = (stream) => (chunk) => {
+    for (const line of chunk.toString().split('\n')) if (line) stream.write(prefix + line + '\n');
+  };
+  child.stdout.on('data', relay(process.stdout));
+  child.stderr.on('data', relay(process.stderr));
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      say(`${s} exited (${signal ?? code}); stopping everything`);
+      stop(1);
+    }
+  });
+  return child;
+});
+
+let stopping = false;
+function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  // Services drain on SIGTERM (a runner may wait for its jobs); give up after a minute.
+  setTimeout(() => process.exit(code), 60000).unref();
+  Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once('exit', r))))).then(() =>
+    process.exit(code),
+  );
+}
+process.on('SIGINT', () => stop(0));
+process.on('SIGTERM', () => stop(0));
+
+const base = `http://127.0.0.1:${env.API_PORT}`;
+(async () => {
+  for (let i = 0; i < 150; i++) {
+    const ok = await fetch(`${base}/ready`).then((r) => r.ok, () => false);
+    if (ok) {
+      const command = env.RUNNER_EXECUTOR === 'process' ? '["sh","-c","echo hello from flashpods"]' : '["sh","-c","echo hello from flashpods; echo to stderr >&2"]';
+      console.log(`
+Flashpods is up (executor: ${env.RUNNER_EXECUTOR}).
+  API         ${base}            (OpenAPI at ${base}/docs, Bull Board at ${base}/admin/queues)
+  Token       ${env.FLASHPODS_ADMIN_TOKEN}
+  Logs        ${env.LOG_DIR}
+
+Submit a first job and read its log:
+  export FLASHPODS_TOKEN=${env.FLASHPODS_ADMIN_TOKEN}
+  curl -s -X POST ${base}/jobs -H "Authorization: Bearer $FLASHPODS_TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"image":"${image}","command":${command}}'
+  curl -s "${base}/jobs/<id>/output?tail=100" -H "Authorization: Bearer $FLASHPODS_TOKEN"
+`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  say('the API did not become ready in 30 s');
+  stop(1);
+})();
