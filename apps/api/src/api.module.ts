@@ -17,6 +17,7 @@ import { JobsController } from './jobs/jobs.controller';
 import { JobsService } from './jobs/jobs.service';
 import { JobLogsController } from './logs/job-logs.controller';
 import { JobLogsService } from './logs/job-logs.service';
+import { LogStreamService } from './logs/log-stream.service';
 
 @Module({
   imports: [
@@ -32,6 +33,7 @@ import { JobLogsService } from './logs/job-logs.service';
     TokenService,
     JobsService,
     JobLogsService,
+    LogStreamService,
     { provide: APP_GUARD, useClass: AuthGuard },
     { provide: APP_FILTER, useClass: ApiErrorFilter },
   ],

@@ -37,7 +37,11 @@ export class LogFileWriter {
     private readonly index: FileHandle,
     private readonly maxBytes: number,
     private state: LogFileState,
-  ) {}
+  ) {
+    this.marker = Buffer.from(truncationMarkerText(maxBytes));
+  }
+
+  private readonly marker: Buffer;
 
   static async open(dir: string, jobId: string, maxBytes: number): Promise<LogFileWriter> {
     const log = await open(join(dir, logFileName(jobId)), 'a+');
@@ -79,8 +83,11 @@ export class LogFileWriter {
       let flags = 0;
       let stream = line.stream;
       let level: LogLevel;
-      if (next.bytes + length > this.maxBytes) {
-        const marker = Buffer.from(truncationMarkerText(this.maxBytes));
+      // The runner applies the same cap and sends the marker itself; the check here keeps the
+      // file within the cap whatever arrives.
+      const isMarker = line.stream === LogStream.System && line.text.equals(this.marker);
+      if (isMarker || next.bytes + length > this.maxBytes) {
+        const marker = this.marker;
         logParts.push(prefix, marker, NEWLINE);
         length = prefix.length + marker.length + 1;
         flags = IndexFlags.Marker;

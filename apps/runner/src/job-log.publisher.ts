@@ -1,8 +1,10 @@
 import { LINES_FIELDS, LogLine, LogStream, STATUS_FIELDS, StatusEvent, StreamEntryType } from '@flashpods/contracts';
-import { encodedLineSize, encodeLines } from '@flashpods/log-format';
+import { encodedLineSize, encodeLines, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
 import Redis from 'ioredis';
 
 export interface PublisherSettings {
+  /** LOG_MAX_BYTES: the line that would take the stored log past this becomes the marker. */
+  logMaxBytes: number;
   chunkMaxBytes: number;
   chunkMaxDelayMs: number;
   /** Entries the persister has not yet trimmed; above this the publisher waits (backpressure). */
@@ -20,6 +22,8 @@ export class JobLogPublisher {
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
+  private storedBytes = 0;
+  private truncated = false;
 
   constructor(
     private readonly redis: Redis,
@@ -32,9 +36,26 @@ export class JobLogPublisher {
     return this.seq;
   }
 
-  /** Queues a line; the returned promise (when there is one) settles once the chunk is shipped. */
+  get isTruncated(): boolean {
+    return this.truncated;
+  }
+
+  /**
+   * Queues a line; the returned promise (when there is one) settles once the chunk is shipped.
+   * The cap is applied here, at the source, with the persister's rule, so that live readers and
+   * the file see the same lines: the line that would pass it becomes the marker, later ones are
+   * dropped (the workload keeps running and its output keeps being drained).
+   */
   line(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
     if (this.failure) throw this.failure;
+    if (this.truncated) return undefined;
+    const size = storedLineBytes(text);
+    if (this.storedBytes + size > this.settings.logMaxBytes) {
+      this.truncated = true;
+      stream = LogStream.System;
+      text = Buffer.from(truncationMarkerText(this.settings.logMaxBytes));
+    }
+    this.storedBytes += size;
     this.pending.push({ seq: ++this.seq, ts, stream, text });
     this.pendingBytes += encodedLineSize(text);
     // Backpressure promises never reject: a shipping failure is thrown by the next call instead.
@@ -44,7 +65,7 @@ export class JobLogPublisher {
   }
 
   system(text: string, ts = Date.now()): Promise<void> {
-    this.line(LogStream.System, Buffer.from(text), ts);
+    void this.line(LogStream.System, Buffer.from(text), ts);
     return this.flush();
   }
 

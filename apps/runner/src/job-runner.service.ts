@@ -53,7 +53,10 @@ export class JobRunnerService {
       return;
     }
     await this.redis.xadd(this.keys.activeJobs, '*', 'job', jobId);
-    const publisher = new JobLogPublisher(this.redis, this.keys.jobLog(jobId), this.config.stream);
+    const publisher = new JobLogPublisher(this.redis, this.keys.jobLog(jobId), {
+      ...this.config.stream,
+      logMaxBytes: this.config.logs.maxBytes,
+    });
     const secrets = await this.redis.hgetall(this.keys.jobSecrets(jobId));
     const masker = new SecretMasker(Object.values(secrets));
     const capture = new LogCapture(publisher, masker, this.config.logs.lineMaxBytes);

@@ -1,11 +1,18 @@
-import { Controller, Get, HttpStatus, Param, Query, Req } from '@nestjs/common';
+import { Controller, Get, HttpStatus, Param, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { JobStatus } from '@flashpods/contracts';
+import { JobStatus, parseLogLevel, parseLogStream } from '@flashpods/contracts';
+import type { Response } from 'express';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { z } from 'zod';
+import { describeZodError } from '../jobs/create-job.schema';
 import { JobEntity } from '@flashpods/database';
 import { AuthedRequest } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
+import { jobView } from '../jobs/job.view';
 import { JobsService } from '../jobs/jobs.service';
-import { JobLogsService } from './job-logs.service';
+import { JobLogsService, LogQuery } from './job-logs.service';
+import { LogStreamService } from './log-stream.service';
 
 export const TAIL_DEFAULT = 100;
 export const TAIL_MAX = 10000;
@@ -19,6 +26,42 @@ export function assertLogsReadable(job: JobEntity): void {
     throw new ApiError(HttpStatus.GONE, 'logs_deleted', 'the logs of this job were deleted by the cleanup');
   }
 }
+
+const seqParam = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+const logsQuerySchema = z
+  .object({
+    after_seq: seqParam.default(0),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    stream: z
+      .string()
+      .transform((s, ctx) => parseLogStream(s) ?? (ctx.addIssue({ code: 'custom', message: 'must be stdout, stderr or system' }), z.NEVER))
+      .optional(),
+    level: z
+      .string()
+      .transform((s, ctx) => {
+        const levels = s.split(',').map((l) => parseLogLevel(l.trim()));
+        if (levels.some((l) => l === undefined)) {
+          ctx.addIssue({ code: 'custom', message: 'must be debug, info, warn, error or fatal (comma-separated)' });
+          return z.NEVER;
+        }
+        return levels as NonNullable<(typeof levels)[number]>[];
+      })
+      .optional(),
+    since: z
+      .string()
+      .transform((s, ctx) => {
+        const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+        if (!Number.isFinite(ms)) {
+          ctx.addIssue({ code: 'custom', message: 'must be an ISO 8601 time or epoch milliseconds' });
+          return z.NEVER;
+        }
+        return ms;
+      })
+      .optional(),
+    q: z.string().min(1).max(1000).optional(),
+  })
+  .strict();
 
 function parseTail(raw: unknown): number {
   if (raw === undefined) return TAIL_DEFAULT;
@@ -37,6 +80,7 @@ export class JobLogsController {
   constructor(
     private readonly jobs: JobsService,
     private readonly logs: JobLogsService,
+    private readonly live: LogStreamService,
   ) {}
 
   /** Seed 000: the last `tail` lines of the captured log. */
@@ -47,5 +91,53 @@ export class JobLogsController {
     assertLogsReadable(job);
     const t = await this.logs.tail(job.id, n);
     return { output: t.data.toString('utf8'), lines: t.lines, truncated: job.logTruncated, total_bytes: t.totalBytes };
+  }
+
+  /** Seed 004: lines after `after_seq`, filtered, for polling. */
+  @Get('logs')
+  async query(@Param('id') id: string, @Query() query: Record<string, unknown>, @Req() req: AuthedRequest) {
+    const job = await this.jobs.get(id, req.caller);
+    const parsed = logsQuerySchema.safeParse(query);
+    if (!parsed.success) throw ApiError.invalid(describeZodError(parsed.error));
+    assertLogsReadable(job);
+    const p = parsed.data;
+    const q: LogQuery = { afterSeq: p.after_seq, limit: p.limit, stream: p.stream, level: p.level, since: p.since, q: p.q };
+    const { logs, nextAfterSeq } = await this.logs.query(job.id, q);
+    return { logs, next_after_seq: nextAfterSeq, job: jobView(job) };
+  }
+
+  /** Every line as it is produced, as Server-Sent Events; resumes after `Last-Event-ID` or `after_seq`. */
+  @Get('logs/stream')
+  async stream(
+    @Param('id') id: string,
+    @Query('after_seq') afterParam: unknown,
+    @Req() req: AuthedRequest,
+    @Res() res: Response,
+  ): Promise<void> {
+    const job = await this.jobs.get(id, req.caller);
+    const lastEventId = req.headers['last-event-id'];
+    const raw = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : (afterParam ?? '0');
+    const after = seqParam.safeParse(raw);
+    if (!after.success) throw ApiError.invalid('Last-Event-ID / after_seq must be a non-negative integer');
+    assertLogsReadable(job);
+    await this.live.stream(job.id, after.data, req, res);
+  }
+
+  /** The whole log file as it stands, as an attachment. */
+  @Get('logs/download')
+  async download(@Param('id') id: string, @Req() req: AuthedRequest, @Res() res: Response): Promise<void> {
+    const job = await this.jobs.get(id, req.caller);
+    assertLogsReadable(job);
+    const path = this.logs.logPath(job.id);
+    const size = await stat(path).then((s) => s.size, () => 0);
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.setHeader('Content-Disposition', `attachment; filename="${job.id}.log"`);
+    res.setHeader('Content-Length', String(size));
+    if (size === 0) {
+      res.end();
+      return;
+    }
+    // Exactly the bytes present when the request came, even while the file grows.
+    createReadStream(path, { start: 0, end: size - 1 }).on('error', () => res.destroy()).pipe(res);
   }
 }

@@ -1,0 +1,126 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { REDIS, REDIS_KEYS } from '@flashpods/config';
+import { isTerminal, JobStatus, LINES_FIELDS, RedisKeys, StreamEntryType } from '@flashpods/contracts';
+import { decodeLines, detectLevel } from '@flashpods/log-format';
+import type { Request, Response } from 'express';
+import Redis from 'ioredis';
+import { DataSource } from 'typeorm';
+import { LogEntryView, logEntryView } from './log-entry.view';
+import { JobLogsService } from './job-logs.service';
+
+const HEARTBEAT_MS = 15000;
+const BLOCK_MS = 500;
+
+/**
+ * Server-Sent Events for one job: each line is an event whose id is its seq. Lines already stored
+ * come from the log file; newer ones from the job's Redis stream as the runner ships them. The
+ * stream is trimmed behind the persister, so whenever it starts past the last seq sent, the gap is
+ * read from the file first: no gap, no duplicate, on any API instance. Ends with an `end` event
+ * carrying the terminal status, sent once the persister has stored it (and so the whole log).
+ */
+@Injectable()
+export class LogStreamService {
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
+    private readonly logs: JobLogsService,
+    private readonly ds: DataSource,
+  ) {}
+
+  async stream(jobId: string, afterSeq: number, req: Request, res: Response): Promise<void> {
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write('retry: 1000\n\n');
+    let closed = false;
+    const reader = this.redis.duplicate();
+    req.on('close', () => {
+      closed = true;
+      reader.disconnect();
+    });
+    const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
+    let after = afterSeq;
+    let streamId = '0-0';
+    const send = async (e: LogEntryView) => {
+      if (e.seq <= after) return;
+      after = e.seq;
+      if (!res.write(`id: ${e.seq}\nevent: line\ndata: ${JSON.stringify(e)}\n\n`)) {
+        await new Promise<void>((resolve) => {
+          res.once('drain', resolve);
+          res.once('close', resolve);
+        });
+      }
+    };
+    const drainFile = async () => {
+      for (let batch = await this.logs.after(jobId, after, 1000); batch.length && !closed; batch = await this.logs.after(jobId, after, 1000)) {
+        for (const e of batch) await send(e);
+      }
+    };
+    try {
+      while (!closed) {
+        await drainFile();
+        const status = await this.status(jobId);
+        if (status === undefined || isTerminal(status) || status === JobStatus.Cleaned) {
+          await drainFile();
+          res.write(`event: end\ndata: ${JSON.stringify(await this.endPayload(jobId, status))}\n\n`);
+          break;
+        }
+        streamId = await this.followStream(reader, jobId, streamId, () => after, send);
+      }
+    } catch (err) {
+      if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ message: 'stream interrupted; reconnect' })}\n\n`);
+    } finally {
+      clearInterval(heartbeat);
+      reader.disconnect();
+      res.end();
+    }
+  }
+
+  /**
+   * Sends lines from the job's Redis stream after `streamId`. Returns the id to continue from;
+   * stops early (without passing the entry) when the stream has lost lines the file must supply.
+   */
+  private async followStream(
+    reader: Redis,
+    jobId: string,
+    streamId: string,
+    after: () => number,
+    send: (e: LogEntryView) => Promise<void>,
+  ): Promise<string> {
+    const reply = (await reader.xreadBuffer(
+      'COUNT', 50, 'BLOCK', BLOCK_MS, 'STREAMS', this.keys.jobLog(jobId), streamId,
+    )) as [Buffer, [Buffer, Buffer[]][]][] | null;
+    let id = streamId;
+    for (const [entryId, raw] of reply?.[0]?.[1] ?? []) {
+      const fields = new Map<string, Buffer>();
+      for (let i = 0; i + 1 < raw.length; i += 2) fields.set(raw[i].toString(), raw[i + 1]);
+      if (fields.get(LINES_FIELDS.type)?.toString() === StreamEntryType.Lines) {
+        const lines = decodeLines(fields.get(LINES_FIELDS.data)!, Number(fields.get(LINES_FIELDS.firstSeq)));
+        if (lines.length && lines[0].seq > after() + 1 && lines[lines.length - 1].seq > after()) {
+          return id; // trimmed past us: the file has the missing lines
+        }
+        for (const l of lines) {
+          await send(logEntryView(l.seq, l.ts, l.stream, detectLevel(l.stream, l.text), l.text.toString('utf8')));
+        }
+      }
+      id = entryId.toString();
+    }
+    return id;
+  }
+
+  private async status(jobId: string): Promise<JobStatus | undefined> {
+    const rows: { status: JobStatus }[] = await this.ds.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
+    return rows[0]?.status;
+  }
+
+  private async endPayload(jobId: string, status: JobStatus | undefined) {
+    const rows: { exit_code: number | null; error_code: string | null }[] = await this.ds.query(
+      'SELECT exit_code, error_code FROM jobs WHERE id = $1',
+      [jobId],
+    );
+    return { status: status ?? 'deleted', exit_code: rows[0]?.exit_code ?? null, error_code: rows[0]?.error_code ?? null };
+  }
+}
