@@ -121,7 +121,14 @@ export class Stack {
     return { job, seen };
   }
 
+  /** The captured output of a service, for failure messages. */
+  logsOf(name: string): string {
+    return (this.output.get(name) ?? []).join('').slice(-6000);
+  }
+
   async stop(): Promise<void> {
+    const dead = [...this.procs.entries()].filter(([, p]) => p.exitCode !== null || p.signalCode !== null);
+    for (const [name, p] of dead) console.error(`${name} exited early (${p.exitCode ?? p.signalCode}):\n${this.logsOf(name)}`);
     await Promise.all([...this.procs.keys()].map((name) => this.stopService(name, 'SIGTERM')));
     await this.world.dispose();
   }

@@ -28,6 +28,11 @@ async function bootstrap(): Promise<void> {
   );
   SwaggerModule.setup('docs', app, doc);
   app.enableShutdownHooks();
+  // Longer than the usual 60 s idle timeout of proxies and clients, so a pooled connection is
+  // never closed by us while a client is sending on it.
+  const server = app.getHttpServer();
+  server.keepAliveTimeout = 65000;
+  server.headersTimeout = 66000;
   await app.listen(config.api.port, config.api.host);
   console.log(`api listening on http://${config.api.host}:${config.api.port}`);
 }

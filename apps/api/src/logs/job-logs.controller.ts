@@ -106,7 +106,10 @@ export class JobLogsController {
     return { logs, next_after_seq: nextAfterSeq, job: jobView(job) };
   }
 
-  /** Every line as it is produced, as Server-Sent Events; resumes after `Last-Event-ID` or `after_seq`. */
+  /**
+   * Every line as it is produced, as Server-Sent Events; resumes after `Last-Event-ID` or
+   * `after_seq`; ends with an `end` event. On a pending job it waits for the job to start.
+   */
   @Get('logs/stream')
   async stream(
     @Param('id') id: string,
@@ -119,7 +122,9 @@ export class JobLogsController {
     const raw = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : (afterParam ?? '0');
     const after = seqParam.safeParse(raw);
     if (!after.success) throw ApiError.invalid('Last-Event-ID / after_seq must be a non-negative integer');
-    assertLogsReadable(job);
+    // Unlike the one-shot reads, a stream opened on a pending job waits for it to start: a client
+    // may open it straight after submitting.
+    if (job.status !== JobStatus.Pending) assertLogsReadable(job);
     await this.live.stream(job.id, after.data, req, res);
   }
 
