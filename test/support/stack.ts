@@ -79,7 +79,12 @@ export class Stack {
   async waitReady(): Promise<void> {
     await waitFor(
       'the API to be ready',
-      async () => ((await fetch(`${this.baseUrl}/ready`).catch(() => undefined))?.ok ? true : undefined),
+      async () => {
+        for (const [name, p] of this.procs) {
+          if (p.exitCode !== null) throw new Error(`${name} exited with ${p.exitCode}: ${this.logsOf(name)}`);
+        }
+        return (await fetch(`${this.baseUrl}/ready`).catch(() => undefined))?.ok ? true : undefined;
+      },
       30000,
       200,
     ).catch((err: Error) => {

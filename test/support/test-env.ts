@@ -60,6 +60,7 @@ export async function waitFor<T>(
       const v = await probe();
       if (v !== undefined) return v;
     } catch (err) {
+      if ((err as Error).message.includes('exited with')) throw err;
       last = err;
     }
     if (Date.now() > deadline) {
