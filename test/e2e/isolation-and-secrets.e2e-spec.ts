@@ -1,0 +1,101 @@
+import Redis from 'ioredis';
+import { DataSource } from 'typeorm';
+import { Stack } from '../support/stack';
+import { TEST_IMAGE, waitFor } from '../support/test-env';
+
+const PREFIX = /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] /;
+
+describe('container isolation and secrets (real containers)', () => {
+  let stack: Stack;
+  beforeAll(async () => (stack = await Stack.start(['api', 'runner', 'persister'])), 60000);
+  afterAll(() => stack?.stop());
+
+  const runToEnd = async (body: Record<string, unknown>) => {
+    const created = await stack.json('POST', '/jobs', { image: TEST_IMAGE, ...body });
+    expect(created.status).toBe(201);
+    return (await stack.waitTerminal(created.body.id)).job;
+  };
+  const lines = async (id: string) =>
+    ((await stack.json('GET', `/jobs/${id}/output?tail=10000`)).body.output as string)
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(PREFIX, ''));
+
+  it('runs with no capabilities, no-new-privileges, no network, and a pids limit', async () => {
+    const job = await runToEnd({
+      command: ['sh', '-c', 'grep -E "^(CapEff|CapPrm|NoNewPrivs)" /proc/self/status; cat /proc/net/dev | grep -c ":"; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max; ls /var/run/docker.sock 2>&1 || true'],
+      limits: { pids: 32 },
+    });
+    expect(job.status).toBe('completed');
+    const out = await lines(job.id);
+    expect(out).toContain('CapEff:\t0000000000000000');
+    expect(out).toContain('CapPrm:\t0000000000000000');
+    expect(out).toContain('NoNewPrivs:\t1');
+    expect(out).toContain('1'); // only the loopback interface
+    expect(out).toContain('32');
+    expect(out.some((l) => /docker\.sock.*No such file/.test(l))).toBe(true);
+  });
+
+  it('injects secrets as env vars, masks them in every stored and streamed line even when split across writes, and keeps them out of the API, Postgres and Redis', async () => {
+    const secret = 'sup3r-s3cret-value';
+    const job = await runToEnd({
+      command: ['sh', '-c', 'echo "token=$API_TOKEN"; printf "sup3r-s"; sleep 0.05; printf "3cret-value and more\\n"; echo "$API_TOKEN" >&2'],
+      secrets: { API_TOKEN: secret },
+      env: { VISIBLE: 'yes' },
+    });
+    expect(job.status).toBe('completed');
+    expect(job.secrets).toEqual(['API_TOKEN']);
+    expect(JSON.stringify(job)).not.toContain(secret);
+    const out = await lines(job.id);
+    expect(out).toEqual(expect.arrayContaining(['token=[MASKED]', '[MASKED] and more', '[MASKED]']));
+    const file = Buffer.from(await (await stack.request('GET', `/jobs/${job.id}/logs/download`)).arrayBuffer());
+    expect(file.includes(secret)).toBe(false);
+    const structured = await stack.json('GET', `/jobs/${job.id}/logs?limit=1000`);
+    expect(JSON.stringify(structured.body)).not.toContain(secret);
+
+    const ds = await new DataSource({ type: 'postgres', url: stack.world.databaseUrl }).initialize();
+    try {
+      const rows = await ds.query('SELECT * FROM jobs WHERE id = $1', [job.id]);
+      expect(JSON.stringify(rows)).not.toContain(secret);
+    } finally {
+      await ds.destroy();
+    }
+    const redis = new Redis(stack.world.env.REDIS_URL);
+    try {
+      const keys = await redis.keys(`${stack.world.redisPrefix}*`);
+      for (const key of keys) {
+        const type = await redis.type(key);
+        const dump = type === 'string' ? await redis.get(key) : type === 'hash' ? JSON.stringify(await redis.hgetall(key)) : type === 'stream' ? JSON.stringify(await redis.xrange(key, '-', '+')) : '';
+        expect([key, String(dump).includes(secret)]).toEqual([key, false]);
+      }
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
+describe('process executor', () => {
+  let stack: Stack;
+  beforeAll(async () => (stack = await Stack.start(['api', 'runner', 'persister'], { RUNNER_EXECUTOR: 'process' })), 60000);
+  afterAll(() => stack?.stop());
+
+  it('runs the same lifecycle with the same logs, timeouts and cancels', async () => {
+    const ok = await stack.json('POST', '/jobs', { image: 'ignored', command: ['sh', '-c', 'echo out; sleep 0.05; echo err >&2; exit 4'] });
+    const { job } = await stack.waitTerminal(ok.body.id);
+    expect(job).toMatchObject({ status: 'failed', exit_code: 4, error: { code: 'nonzero_exit' } });
+    const out = ((await stack.json('GET', `/jobs/${job.id}/output`)).body.output as string).split('\n').filter(Boolean).map((l) => l.replace(PREFIX, ''));
+    expect(out).toEqual(expect.arrayContaining(['out', 'err', 'exited with code 4']));
+    expect(out.indexOf('out')).toBeLessThan(out.indexOf('err'));
+
+    const slow = await stack.json('POST', '/jobs', { image: 'ignored', command: ['sleep', '30'], timeout_seconds: 1 });
+    expect((await stack.waitTerminal(slow.body.id)).job.status).toBe('timed_out');
+
+    const running = await stack.json('POST', '/jobs', { image: 'ignored', command: ['sleep', '30'] });
+    await waitFor('running', async () => ((await stack.json('GET', `/jobs/${running.body.id}`)).body.status === 'running' ? true : undefined));
+    await stack.json('POST', `/jobs/${running.body.id}/cancel`);
+    expect((await stack.waitTerminal(running.body.id)).job.status).toBe('cancelled');
+
+    const missing = await stack.json('POST', '/jobs', { image: 'ignored', command: ['/no/such/binary'] });
+    expect((await stack.waitTerminal(missing.body.id)).job).toMatchObject({ status: 'failed', error: { code: 'runner_error' } });
+  });
+});
