@@ -24,9 +24,12 @@ import { LogStreamService } from './logs/log-stream.service';
     FlashpodsConfigModule,
     DatabaseModule,
     BullModule.forRootAsync({ useFactory: () => bullRootOptions(getConfig(), 'api') }),
-    BullModule.registerQueue({ name: QueueName.Jobs }),
+    BullModule.registerQueue({ name: QueueName.Jobs }, { name: QueueName.Janitor }),
     BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: adminOnly }),
-    BullBoardModule.forFeature({ name: QueueName.Jobs, adapter: BullMQAdapter }),
+    BullBoardModule.forFeature(
+      { name: QueueName.Jobs, adapter: BullMQAdapter },
+      { name: QueueName.Janitor, adapter: BullMQAdapter },
+    ),
   ],
   controllers: [HealthController, MetricsController, JobsController, JobLogsController],
   providers: [

@@ -1,7 +1,9 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Controller, Get, Header, OnModuleInit } from '@nestjs/common';
+import { Controller, Get, Header, Inject, OnModuleInit } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import { QueueName } from '@flashpods/contracts';
+import { QueueName, RedisKeys, SWEEP_JOB_NAMES } from '@flashpods/contracts';
+import { REDIS_KEYS, REDIS } from '@flashpods/config';
+import Redis from 'ioredis';
 import { Queue } from 'bullmq';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
@@ -17,10 +19,13 @@ export class MetricsController implements OnModuleInit {
   constructor(
     @InjectQueue(QueueName.Jobs) private readonly queue: Queue,
     private readonly ds: DataSource,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
   ) {}
 
   onModuleInit(): void {
     collectDefaultMetrics({ register: this.registry, prefix: 'flashpods_api_' });
+    this.sweepMetrics();
     const queue = this.queue;
     const ds = this.ds;
     new Gauge({
@@ -44,6 +49,29 @@ export class MetricsController implements OnModuleInit {
         for (const r of rows) this.set({ status: r.status }, Number(r.n));
       },
     });
+  }
+
+  /** What the janitors recorded per sweep (they have no HTTP port; the totals live in Redis). */
+  private sweepMetrics(): void {
+    const redis = this.redis;
+    const keys = this.keys;
+    const read = async () =>
+      Promise.all(SWEEP_JOB_NAMES.map(async (sweep) => [sweep, await redis.hgetall(keys.janitorStats(sweep))] as const));
+    const gauge = (name: string, help: string, field: string) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['sweep'],
+        registers: [this.registry],
+        async collect() {
+          for (const [sweep, stats] of await read()) if (stats[field] !== undefined) this.set({ sweep }, Number(stats[field]));
+        },
+      });
+    gauge('flashpods_janitor_sweeps_total', 'Sweeps run', 'runs');
+    gauge('flashpods_janitor_deleted_jobs_total', 'Jobs cleaned or deleted by sweeps', 'jobs_total');
+    gauge('flashpods_janitor_deleted_files_total', 'Files deleted by sweeps', 'files_total');
+    gauge('flashpods_janitor_deleted_bytes_total', 'Bytes deleted by sweeps', 'bytes_total');
+    gauge('flashpods_janitor_last_sweep_milliseconds', 'Duration of the last sweep', 'last_ms');
   }
 
   @Get()

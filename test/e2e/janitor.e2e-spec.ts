@@ -1,0 +1,44 @@
+import { Stack } from '../support/stack';
+import { TEST_IMAGE, waitFor } from '../support/test-env';
+
+describe('janitor (real services)', () => {
+  let stack: Stack;
+  beforeAll(
+    async () =>
+      (stack = await Stack.start(['api', 'runner', 'persister', 'janitor'], {
+        LOG_RETENTION_SECONDS: '3',
+        JANITOR_INTERVAL_SECONDS: '1',
+      })),
+    60000,
+  );
+  afterAll(() => stack?.stop());
+
+  it('deletes a finished job’s log after its TTL; every log endpoint then answers 410 logs_deleted', async () => {
+    const created = await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'short-lived'] });
+    const { job } = await stack.waitTerminal(created.body.id);
+    expect(job.status).toBe('completed');
+    expect((await stack.json('GET', `/jobs/${job.id}/output`)).status).toBe(200);
+    const cleaned = await waitFor(
+      'the TTL sweep to clean the job',
+      async () => {
+        const j = (await stack.json('GET', `/jobs/${job.id}`)).body;
+        return j.status === 'cleaned' ? j : undefined;
+      },
+      20000,
+      200,
+    );
+    expect(Date.parse(cleaned.cleaned_at) - Date.parse(cleaned.finished_at)).toBeGreaterThanOrEqual(3000);
+    for (const path of ['output', 'logs', 'logs/stream', 'logs/download']) {
+      const r = await stack.json('GET', `/jobs/${job.id}/${path}`);
+      expect([path, r.status, r.body.error]).toEqual([path, 410, 'logs_deleted']);
+    }
+    const metrics = await (await fetch(`${stack.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/flashpods_janitor_deleted_jobs_total\{sweep="ttl-sweep"\} [1-9]/);
+    const board = await fetch(`${stack.baseUrl}/admin/queues/api/queues`, {
+      headers: { authorization: `Basic ${Buffer.from(`admin:${stack.token}`).toString('base64')}` },
+    });
+    expect(board.status).toBe(200);
+    const queues = (await board.json()).queues.map((q: { name: string }) => q.name);
+    expect(queues).toEqual(expect.arrayContaining(['jobs', 'janitor']));
+  });
+});
