@@ -53,7 +53,11 @@ export async function readEvents(
       }
     }
   } catch (err) {
-    if (controller.signal.aborted) return events;
+    // Aborted by us, or the connection dropped (the server died): like an EventSource, the
+    // caller sees what arrived and may reconnect; a test that needs `end` checks for it.
+    if (controller.signal.aborted || /terminated|other side closed|ECONNRESET/.test(`${err} ${(err as Error).cause ?? ''}`)) {
+      return events;
+    }
     throw err;
   } finally {
     clearTimeout(timer);

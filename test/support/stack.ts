@@ -51,7 +51,7 @@ export class Stack {
   /** Starts one service; `name` may be e.g. `runner-2` with its own extra environment. */
   startService(service: ServiceName, name: string = service, env: Record<string, string> = {}): ChildProcess {
     const proc = spawn(process.execPath, [join(ROOT, 'apps', service, 'dist', 'main.js')], {
-      env: { ...process.env, ...this.world.env, ...env },
+      env: { ...process.env, ...this.world.env, RUNNER_ID: `${name}-${this.world.id}`, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const lines: string[] = [];

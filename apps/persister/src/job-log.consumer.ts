@@ -61,11 +61,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
 
   async onApplicationBootstrap(): Promise<void> {
     await mkdir(this.config.logs.dir, { recursive: true });
-    await this.redis
-      .xgroup('CREATE', this.keys.activeJobs, this.keys.persisterGroup, '0', 'MKSTREAM')
-      .catch((err: Error) => {
-        if (!err.message.includes('BUSYGROUP')) throw err;
-      });
+    await this.ensureGroup();
     this.groupReader = createRedis(this.config, 'persister-group');
     this.streamReader = createRedis(this.config, 'persister-streams');
     this.loops.push(this.guard('discover', () => this.discoverLoop()));
@@ -95,12 +91,22 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     this.owned.clear();
   }
 
+  /** The consumer group, created when missing (first start, or a Redis that lost its data). */
+  private async ensureGroup(): Promise<void> {
+    await this.redis
+      .xgroup('CREATE', this.keys.activeJobs, this.keys.persisterGroup, '0', 'MKSTREAM')
+      .catch((err: Error) => {
+        if (!err.message.includes('BUSYGROUP')) throw err;
+      });
+  }
+
   private async guard(name: string, loop: () => Promise<void>): Promise<void> {
     while (!this.stopping) {
       try {
         await loop();
       } catch (err) {
         if (this.stopping) return;
+        if ((err as Error).message.includes('NOGROUP')) await this.ensureGroup().catch(() => undefined);
         this.log.error(`${name} loop: ${(err as Error).message}; restarting in 1 s`);
         await sleep(1000);
       }

@@ -1,4 +1,12 @@
-import { LINES_FIELDS, LogLine, LogStream, STATUS_FIELDS, StatusEvent, StreamEntryType } from '@flashpods/contracts';
+import {
+  isTerminal,
+  LINES_FIELDS,
+  LogLine,
+  LogStream,
+  STATUS_FIELDS,
+  StatusEvent,
+  StreamEntryType,
+} from '@flashpods/contracts';
 import { encodedLineSize, encodeLines, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
 import Redis from 'ioredis';
 
@@ -12,32 +20,66 @@ export interface PublisherSettings {
 }
 
 /**
- * Ships one job's lines, numbered from `lastSeq + 1`, to its Redis stream in chunks of at most
- * `chunkMaxBytes` or `chunkMaxDelayMs`, and status events in order with them. Writes are
+ * How far a job's log has been shipped, written atomically with each chunk. A runner that
+ * restarts resumes from here: it replays the container's output from Docker's own log and skips
+ * the first `stdout`/`stderr` lines, which were already shipped.
+ */
+export interface ShipProgress {
+  seq: number;
+  stdout: number;
+  stderr: number;
+  bytes: number;
+  truncated: boolean;
+}
+
+export const NO_PROGRESS: ShipProgress = { seq: 0, stdout: 0, stderr: 0, bytes: 0, truncated: false };
+
+export function parseProgress(hash: Record<string, string>): ShipProgress {
+  if (!hash.seq) return { ...NO_PROGRESS };
+  return {
+    seq: Number(hash.seq),
+    stdout: Number(hash.stdout ?? 0),
+    stderr: Number(hash.stderr ?? 0),
+    bytes: Number(hash.bytes ?? 0),
+    truncated: hash.truncated === '1',
+  };
+}
+
+interface Pending extends LogLine {
+  /** The publisher's counters right after this line was queued: the progress once it is shipped. */
+  after: ShipProgress;
+}
+
+/**
+ * Ships one job's lines, numbered on from `progress.seq`, to its Redis stream in chunks of at
+ * most `chunkMaxBytes` or `chunkMaxDelayMs`, and status events in order with them. Writes are
  * serialised, so the stream holds lines and events in the order they were produced.
  */
 export class JobLogPublisher {
-  private pending: LogLine[] = [];
+  private pending: Pending[] = [];
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
-  private storedBytes = 0;
-  private truncated = false;
+  /** Counters as lines are queued; a chunk records those of its last line when it is shipped. */
+  private queued: ShipProgress;
 
   constructor(
     private readonly redis: Redis,
     private readonly streamKey: string,
+    private readonly progressKey: string,
     private readonly settings: PublisherSettings,
-    private seq = 0,
-  ) {}
+    progress: ShipProgress = NO_PROGRESS,
+  ) {
+    this.queued = { ...progress };
+  }
 
   get lastSeq(): number {
-    return this.seq;
+    return this.queued.seq;
   }
 
   get isTruncated(): boolean {
-    return this.truncated;
+    return this.queued.truncated;
   }
 
   /**
@@ -48,15 +90,19 @@ export class JobLogPublisher {
    */
   line(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
     if (this.failure) throw this.failure;
-    if (this.truncated) return undefined;
+    const q = this.queued;
+    if (stream === LogStream.Stdout) q.stdout++;
+    else if (stream === LogStream.Stderr) q.stderr++;
+    if (q.truncated) return undefined;
     const size = storedLineBytes(text);
-    if (this.storedBytes + size > this.settings.logMaxBytes) {
-      this.truncated = true;
+    if (q.bytes + size > this.settings.logMaxBytes) {
+      q.truncated = true;
       stream = LogStream.System;
       text = Buffer.from(truncationMarkerText(this.settings.logMaxBytes));
     }
-    this.storedBytes += size;
-    this.pending.push({ seq: ++this.seq, ts, stream, text });
+    q.bytes += size;
+    q.seq++;
+    this.pending.push({ seq: q.seq, ts, stream, text, after: { ...q } });
     this.pendingBytes += encodedLineSize(text);
     // Backpressure promises never reject: a shipping failure is thrown by the next call instead.
     if (this.pendingBytes >= this.settings.chunkMaxBytes) return this.flush().catch(() => undefined);
@@ -69,11 +115,15 @@ export class JobLogPublisher {
     return this.flush();
   }
 
-  /** Ships every queued line, then the event, in that order. */
+  /** Ships every queued line, then the event, in that order. A terminal event ends the progress record. */
   async status(event: StatusEvent): Promise<void> {
     await this.flush();
     await this.enqueue(async () => {
-      await this.redis.xadd(this.streamKey, '*', STATUS_FIELDS.type, StreamEntryType.Status, STATUS_FIELDS.event, JSON.stringify(event));
+      const tx = this.redis
+        .multi()
+        .xadd(this.streamKey, '*', STATUS_FIELDS.type, StreamEntryType.Status, STATUS_FIELDS.event, JSON.stringify(event));
+      if (isTerminal(event.status)) tx.del(this.progressKey);
+      await tx.exec();
     });
   }
 
@@ -82,11 +132,11 @@ export class JobLogPublisher {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.pending.length === 0) return this.enqueue(async () => undefined);
     const lines = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    return this.enqueue(() => this.ship(lines));
+    // With nothing queued this still waits for the chunks already on their way.
+    return this.enqueue(() => (lines.length ? this.ship(lines) : Promise.resolve()));
   }
 
   private enqueue(work: () => Promise<void>): Promise<void> {
@@ -100,7 +150,8 @@ export class JobLogPublisher {
     return run;
   }
 
-  private async ship(lines: LogLine[]): Promise<void> {
+  private async ship(lines: Pending[]): Promise<void> {
+    const p = lines[lines.length - 1].after;
     const reply = await this.redis
       .multi()
       .xadd(
@@ -115,9 +166,10 @@ export class JobLogPublisher {
         LINES_FIELDS.data,
         encodeLines(lines),
       )
+      .hset(this.progressKey, { seq: p.seq, stdout: p.stdout, stderr: p.stderr, bytes: p.bytes, truncated: p.truncated ? '1' : '0' })
       .xlen(this.streamKey)
       .exec();
-    let length = Number(reply?.[1]?.[1] ?? 0);
+    let length = Number(reply?.[2]?.[1] ?? 0);
     // Backpressure: wait while the persister is behind. The container's pipe fills meanwhile.
     for (let delay = 5; length > this.settings.maxUnpersistedEntries; delay = Math.min(delay * 2, 100)) {
       await new Promise((r) => setTimeout(r, delay));

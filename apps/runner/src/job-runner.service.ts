@@ -5,22 +5,24 @@ import { JobEntity, transitionJob } from '@flashpods/database';
 import { SecretMasker } from '@flashpods/log-format';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { EXECUTOR, ExecFailure, ExecResult, Executor } from './executors/executor';
-import { JobLogPublisher } from './job-log.publisher';
+import { EXECUTOR, ExecFailure, ExecIO, ExecResult, Executor, Orphan } from './executors/executor';
+import { JobLogPublisher, ShipProgress } from './job-log.publisher';
 import { LogCapture } from './log-capture';
 
 type KillReason = 'timeout' | 'cancel';
 
 /**
- * Runs one job from claim to terminal status. The claim (`pending → starting`) is a conditional
- * update in Postgres, so a job cancelled or taken elsewhere is never run twice. Everything after
- * the claim goes through the job's Redis stream, so the persister stores the terminal status
- * only after the last line is on disk.
+ * Runs jobs from claim to terminal status, and resumes the ones a previous run of this runner
+ * left behind. The claim (`pending → starting`) is a conditional update in Postgres, so a job
+ * cancelled or taken elsewhere is never run twice. Everything after the claim goes through the
+ * job's Redis stream, so the persister stores the terminal status only after the last line is
+ * on disk.
  */
 @Injectable()
 export class JobRunnerService {
   private readonly log = new Logger(JobRunnerService.name);
   private readonly kills = new Map<string, (reason: KillReason) => void>();
+  private readonly active = new Set<Promise<void>>();
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
@@ -34,11 +36,27 @@ export class JobRunnerService {
     return [...this.kills.keys()];
   }
 
+  /** Settles when every job this runner is running has ended (or after `ms`). */
+  async idle(ms: number): Promise<boolean> {
+    const timeout = new Promise<false>((r) => setTimeout(() => r(false), ms).unref());
+    return Promise.race([Promise.allSettled([...this.active]).then(() => true), timeout]);
+  }
+
   /** Kills a job this runner holds; false when it holds no such job. */
   kill(jobId: string, reason: KillReason): boolean {
     const kill = this.kills.get(jobId);
     kill?.(reason);
     return kill !== undefined;
+  }
+
+  publisherFor(jobId: string, progress?: ShipProgress): JobLogPublisher {
+    return new JobLogPublisher(
+      this.redis,
+      this.keys.jobLog(jobId),
+      this.keys.jobProgress(jobId),
+      { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes },
+      progress,
+    );
   }
 
   async run(jobId: string): Promise<void> {
@@ -53,14 +71,73 @@ export class JobRunnerService {
       return;
     }
     await this.redis.xadd(this.keys.activeJobs, '*', 'job', jobId);
-    const publisher = new JobLogPublisher(this.redis, this.keys.jobLog(jobId), {
-      ...this.config.stream,
-      logMaxBytes: this.config.logs.maxBytes,
-    });
     const secrets = await this.redis.hgetall(this.keys.jobSecrets(jobId));
+    const publisher = this.publisherFor(jobId);
     const masker = new SecretMasker(Object.values(secrets));
-    const capture = new LogCapture(publisher, masker, this.config.logs.lineMaxBytes);
+    await this.track(
+      job,
+      publisher,
+      masker,
+      new LogCapture(publisher, masker, this.config.logs.lineMaxBytes),
+      job.timeoutSeconds * 1000,
+      (io) =>
+        this.executor.run(
+          {
+            jobId,
+            runnerId,
+            image: job.image,
+            command: job.command,
+            env: { ...job.env, ...secrets },
+            limits: job.limits,
+            network: job.network && this.config.jobs.networkAllowed,
+          },
+          io,
+        ),
+    );
+  }
 
+  /**
+   * Picks up a workload this runner left behind: replays its output from the start, skipping the
+   * lines already shipped, follows it to its end and reports it as if nothing had happened.
+   */
+  async resume(job: JobEntity, orphan: Orphan, progress: ShipProgress): Promise<void> {
+    // Secret values were dropped from Redis once the container started; it still has them.
+    const masker = new SecretMasker(job.secretNames.map((n) => orphan.env[n]).filter((v) => v !== undefined));
+    const publisher = this.publisherFor(job.id, progress);
+    await this.redis.xadd(this.keys.activeJobs, '*', 'job', job.id);
+    await publisher.system(
+      `runner ${this.config.runner.id} restarted: re-attached to container ${orphan.handle.slice(0, 12)} after line ${progress.seq}`,
+    );
+    if (job.status === JobStatus.Starting) {
+      await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId: this.config.runner.id });
+    }
+    const ranFor = Date.now() - (job.runningAt ?? job.startedAt ?? new Date()).getTime();
+    await this.track(
+      job,
+      publisher,
+      masker,
+      new LogCapture(publisher, masker, this.config.logs.lineMaxBytes, progress),
+      Math.max(0, job.timeoutSeconds * 1000 - ranFor),
+      (io) => this.executor.resume(orphan.handle, io),
+    );
+  }
+
+  private track(...args: Parameters<JobRunnerService['execute']>): Promise<void> {
+    const run = this.execute(...args);
+    this.active.add(run);
+    return run.finally(() => this.active.delete(run));
+  }
+
+  private async execute(
+    job: JobEntity,
+    publisher: JobLogPublisher,
+    masker: SecretMasker,
+    capture: LogCapture,
+    timeoutMs: number,
+    start: (io: ExecIO) => Promise<ExecResult>,
+  ): Promise<void> {
+    const jobId = job.id;
+    const runnerId = this.config.runner.id;
     const abort = new AbortController();
     let killedFor: KillReason | undefined;
     this.kills.set(jobId, (reason) => {
@@ -68,30 +145,19 @@ export class JobRunnerService {
       abort.abort();
     });
     if (await this.redis.exists(this.keys.jobCancel(jobId))) this.kill(jobId, 'cancel');
-    const timer = setTimeout(() => this.kill(jobId, 'timeout'), job.timeoutSeconds * 1000);
+    const timer = setTimeout(() => this.kill(jobId, 'timeout'), timeoutMs);
 
     let outcome: StatusEvent;
     try {
-      const result = await this.executor.run(
-        {
-          jobId,
-          runnerId,
-          image: job.image,
-          command: job.command,
-          env: { ...job.env, ...secrets },
-          limits: job.limits,
-          network: job.network && this.config.jobs.networkAllowed,
+      const result = await start({
+        output: (stream, chunk, ts) => capture.write(stream, chunk, ts),
+        system: (text) => publisher.system(masker.maskString(text)),
+        started: async () => {
+          await this.redis.del(this.keys.jobSecrets(jobId));
+          await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId });
         },
-        {
-          output: (stream, chunk) => capture.write(stream, chunk),
-          system: (text) => publisher.system(masker.maskString(text)),
-          started: async () => {
-            await this.redis.del(this.keys.jobSecrets(jobId));
-            await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId });
-          },
-          signal: abort.signal,
-        },
-      );
+        signal: abort.signal,
+      });
       await capture.end();
       outcome = this.outcome(result, killedFor);
     } catch (err) {

@@ -1,7 +1,5 @@
-import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, FlashpodsConfigModule, bullRootOptions, getConfig } from '@flashpods/config';
-import { QueueName } from '@flashpods/contracts';
+import { CONFIG, FlashpodsConfig, FlashpodsConfigModule } from '@flashpods/config';
 import { DatabaseModule } from '@flashpods/database';
 import Docker from 'dockerode';
 import { CancelListener } from './cancel.listener';
@@ -9,15 +7,12 @@ import { DockerExecutor } from './executors/docker.executor';
 import { EXECUTOR, Executor } from './executors/executor';
 import { ProcessExecutor } from './executors/process.executor';
 import { JobRunnerService } from './job-runner.service';
-import { RunJobProcessor } from './run-job.processor';
+import { JobsWorker } from './jobs.worker';
+import { LostRunnerMonitor } from './lost-runner.monitor';
+import { ReattachService } from './reattach.service';
 
 @Module({
-  imports: [
-    FlashpodsConfigModule,
-    DatabaseModule,
-    BullModule.forRootAsync({ useFactory: () => bullRootOptions(getConfig(), 'runner') }),
-    BullModule.registerQueue({ name: QueueName.Jobs }),
-  ],
+  imports: [FlashpodsConfigModule, DatabaseModule],
   providers: [
     {
       provide: EXECUTOR,
@@ -25,10 +20,12 @@ import { RunJobProcessor } from './run-job.processor';
       useFactory: (config: FlashpodsConfig): Executor =>
         config.runner.executor === 'process'
           ? new ProcessExecutor()
-          : new DockerExecutor(new Docker(), config.runner.pullTimeoutSeconds * 1000),
+          : new DockerExecutor(new Docker(), config.runner.pullTimeoutSeconds * 1000, config.redis.prefix),
     },
     JobRunnerService,
-    RunJobProcessor,
+    ReattachService,
+    JobsWorker,
+    LostRunnerMonitor,
     CancelListener,
   ],
 })

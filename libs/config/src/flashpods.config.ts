@@ -79,7 +79,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
     },
     janitor: { intervalSeconds: e.JANITOR_INTERVAL_SECONDS },
     runner: {
-      id: e.RUNNER_ID ?? `${hostname()}-${process.pid}`,
+      // Stable across restarts, so a restarted runner finds its containers again.
+      id: e.RUNNER_ID ?? hostname(),
       concurrency: e.RUNNER_CONCURRENCY,
       executor: e.RUNNER_EXECUTOR,
       shutdownGraceSeconds: e.RUNNER_SHUTDOWN_GRACE_SECONDS,

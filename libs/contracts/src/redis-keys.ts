@@ -9,6 +9,12 @@ export function redisKeys(prefix: string) {
     jobLog: (jobId: string) => `${prefix}:log:${jobId}`,
     /** Per-job secret values, kept only until the container has started. */
     jobSecrets: (jobId: string) => `${prefix}:secrets:${jobId}`,
+    /** How far a job's log has been shipped (a hash): where a restarted runner resumes. */
+    jobProgress: (jobId: string) => `${prefix}:progress:${jobId}`,
+    /** Set once when a job is declared lost, so only one runner reports it. */
+    jobLost: (jobId: string) => `${prefix}:lost:${jobId}`,
+    /** Held by the runner currently looking for lost runners. */
+    lostRunnerCheck: `${prefix}:lost-runner-check`,
     /** Per-job cancel flag, for a runner that picks the job up after the request. */
     jobCancel: (jobId: string) => `${prefix}:cancel:${jobId}`,
     /** Pub/sub channel on which cancel requests reach whichever runner holds the job. */

@@ -2,15 +2,27 @@ import { JobErrorCode, LogStream } from '@flashpods/contracts';
 import Docker from 'dockerode';
 import { Readable } from 'node:stream';
 import { DockerStreamDemuxer } from './docker-stream.demuxer';
-import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor } from './executor';
+import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor, Orphan } from './executor';
 
 export const LABEL_JOB_ID = 'flashpods.job_id';
 export const LABEL_RUNNER_ID = 'flashpods.runner_id';
+/** Which Flashpods installation (its Redis prefix) owns the container: several may share an engine. */
+export const LABEL_INSTALLATION = 'flashpods.installation';
+
+/** RFC 3339 with nanoseconds, as the logs API prefixes each message when asked for timestamps. */
+const DOCKER_TS = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z) /;
+
+/**
+ * The daemon's own copy of the output, kept by the `local` log driver, is what a restarted runner
+ * replays; it must hold at least what a job may write while its runner is away.
+ */
+const LOG_DRIVER = { Type: 'local', Config: { 'max-size': '100m', 'max-file': '5' } };
 
 /**
  * Runs a job in a Docker container. Output is read through `attach` (opened before `start`, so
  * the first byte is never missed): it is real-time and the fastest path measured here. The
- * container uses the `local` log driver so the daemon keeps its own copy for recovery.
+ * container uses the `local` log driver so the daemon keeps its own copy: a runner that restarts
+ * replays it through the logs API (slower, but with the daemon's timestamps) and follows it.
  */
 export class DockerExecutor implements Executor {
   readonly kind = 'docker' as const;
@@ -18,6 +30,7 @@ export class DockerExecutor implements Executor {
   constructor(
     private readonly docker: Docker,
     private readonly pullTimeoutMs: number,
+    private readonly installation: string,
   ) {}
 
   async run(spec: ExecSpec, io: ExecIO): Promise<ExecResult> {
@@ -26,7 +39,7 @@ export class DockerExecutor implements Executor {
       Image: spec.image,
       Cmd: spec.command ?? undefined,
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-      Labels: { [LABEL_JOB_ID]: spec.jobId, [LABEL_RUNNER_ID]: spec.runnerId },
+      Labels: { [LABEL_JOB_ID]: spec.jobId, [LABEL_RUNNER_ID]: spec.runnerId, [LABEL_INSTALLATION]: this.installation },
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
@@ -39,7 +52,7 @@ export class DockerExecutor implements Executor {
         SecurityOpt: ['no-new-privileges'],
         CapDrop: ['ALL'],
         NetworkMode: spec.network ? 'bridge' : 'none',
-        LogConfig: { Type: 'local', Config: {} },
+        LogConfig: LOG_DRIVER,
       },
     });
     try {
@@ -67,14 +80,77 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  /** Reads the attach stream to its end, pausing it while the log pipeline asks to wait. */
-  private pump(stream: Readable, io: ExecIO): Promise<void> {
+  async findOrphans(runnerId?: string): Promise<Orphan[]> {
+    const label = [`${LABEL_INSTALLATION}=${this.installation}`, ...(runnerId ? [`${LABEL_RUNNER_ID}=${runnerId}`] : [])];
+    const found = await this.docker.listContainers({ all: true, filters: { label } });
+    return Promise.all(
+      found.map(async (c) => {
+        const info = await this.docker.getContainer(c.Id).inspect();
+        const env = Object.fromEntries(
+          (info.Config.Env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+        );
+        return {
+          jobId: c.Labels[LABEL_JOB_ID],
+          runnerId: c.Labels[LABEL_RUNNER_ID],
+          handle: c.Id,
+          running: info.State.Running,
+          state: info.State.Status,
+          env,
+        };
+      }),
+    );
+  }
+
+  async resume(handle: string, io: ExecIO): Promise<ExecResult> {
+    const container = this.docker.getContainer(handle);
+    const kill = () => container.kill().catch(() => undefined);
+    io.signal.addEventListener('abort', kill, { once: true });
+    try {
+      if ((await container.inspect()).State.Status === 'created') await container.start();
+      const stream = (await container.logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+      })) as unknown as Readable;
+      try {
+        await this.pump(stream, io, true);
+      } finally {
+        stream.destroy();
+      }
+      const waited = (await container.wait()) as { StatusCode: number };
+      const info = await container.inspect();
+      return { exitCode: waited.StatusCode, oomKilled: info.State.OOMKilled === true };
+    } finally {
+      io.signal.removeEventListener('abort', kill);
+      await container.remove({ force: true }).catch(() => undefined);
+    }
+  }
+
+  async discard(handle: string): Promise<void> {
+    await this.docker.getContainer(handle).remove({ force: true }).catch(() => undefined);
+  }
+
+  /**
+   * Reads an attach or logs stream to its end, pausing it while the log pipeline asks to wait.
+   * With `timestamped`, each message starts with the daemon's timestamp, which is taken off and
+   * used as the time of the bytes.
+   */
+  private pump(stream: Readable, io: ExecIO, timestamped = false): Promise<void> {
     const demuxer = new DockerStreamDemuxer();
     return new Promise<void>((resolve, reject) => {
       stream.on('data', (chunk: Buffer) => {
         const waits: Promise<void>[] = [];
         demuxer.push(chunk, (s, payload) => {
-          const w = io.output(s as LogStream.Stdout | LogStream.Stderr, payload);
+          let ts: number | undefined;
+          if (timestamped) {
+            const m = DOCKER_TS.exec(payload.subarray(0, 40).toString('latin1'));
+            if (m) {
+              ts = Date.parse(m[1]);
+              payload = payload.subarray(m[0].length);
+            }
+          }
+          const w = io.output(s as LogStream.Stdout | LogStream.Stderr, payload, ts);
           if (w) waits.push(w);
         });
         if (waits.length) {

@@ -14,7 +14,7 @@ export interface ExecSpec {
 /** What an executor reports to the job it runs. */
 export interface ExecIO {
   /** Raw output bytes. A returned promise asks the executor to stop reading until it settles. */
-  output(stream: LogStream.Stdout | LogStream.Stderr, chunk: Buffer): Promise<void> | void;
+  output(stream: LogStream.Stdout | LogStream.Stderr, chunk: Buffer, ts?: number): Promise<void> | void;
   /** A lifecycle line for the job's own log. */
   system(text: string): Promise<void>;
   /** The workload is running (container started, process spawned). */
@@ -35,9 +35,27 @@ export class ExecFailure extends Error {
   }
 }
 
+/** A workload left running by a runner that stopped, found again by its labels. */
+export interface Orphan {
+  jobId: string;
+  runnerId: string;
+  handle: string;
+  running: boolean;
+  /** Docker's state: `created` when the runner stopped between create and start. */
+  state: string;
+  /** Environment the workload was started with (secret values included, for masking). */
+  env: Record<string, string>;
+}
+
 export interface Executor {
   readonly kind: 'docker' | 'process';
   run(spec: ExecSpec, io: ExecIO): Promise<ExecResult>;
+  /** Workloads this executor can find again after a restart (labelled with this runner's id when given). */
+  findOrphans(runnerId?: string): Promise<Orphan[]>;
+  /** Follows a workload found again: its whole output from the start, then until it exits. */
+  resume(handle: string, io: ExecIO): Promise<ExecResult>;
+  /** Kills and removes a workload found again. */
+  discard(handle: string): Promise<void>;
 }
 
 export const EXECUTOR = Symbol('EXECUTOR');

@@ -1,7 +1,7 @@
 import { JobErrorCode, LogStream } from '@flashpods/contracts';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
-import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor } from './executor';
+import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor, Orphan } from './executor';
 
 /**
  * Runs `command` as a local child process: for development on a machine with no Docker engine.
@@ -50,6 +50,17 @@ export class ProcessExecutor implements Executor {
       io.signal.removeEventListener('abort', kill);
     }
   }
+
+  /** Child processes die with their runner's process group: there is nothing to find again. */
+  async findOrphans(): Promise<Orphan[]> {
+    return [];
+  }
+
+  async resume(): Promise<ExecResult> {
+    throw new ExecFailure({ code: JobErrorCode.RunnerLost, message: 'the process executor cannot re-attach' });
+  }
+
+  async discard(): Promise<void> {}
 
   private pump(stream: Readable, tag: LogStream.Stdout | LogStream.Stderr, io: ExecIO): Promise<void> {
     return new Promise<void>((resolve, reject) => {

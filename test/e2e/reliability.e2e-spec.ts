@@ -1,0 +1,196 @@
+import Docker from 'dockerode';
+import Redis from 'ioredis';
+import { readEvents } from '../support/sse';
+import { Stack } from '../support/stack';
+import { TEST_IMAGE, waitFor } from '../support/test-env';
+
+const PREFIX = /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] /;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A job that prints `line 1` … `line n`, about one every `gapMs`. */
+const counter = (n: number, gap = '0.002') => ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep ${gap}; done`];
+
+async function numberedLines(stack: Stack, id: string): Promise<number[]> {
+  const res = await stack.request('GET', `/jobs/${id}/logs/download`);
+  const text = await res.text();
+  return text
+    .split('\n')
+    .map((l) => /^line (\d+)$/.exec(l.replace(PREFIX, '')))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]));
+}
+
+function expectExactlyOnce(lines: number[], n: number): void {
+  const dupes = lines.length - new Set(lines).size;
+  const missing = Array.from({ length: n }, (_, i) => i + 1).filter((i) => !lines.includes(i));
+  expect({ count: lines.length, dupes, missing: missing.slice(0, 10), ordered: lines.every((v, i) => i === 0 || v > lines[i - 1]) }).toEqual({
+    count: n,
+    dupes: 0,
+    missing: [],
+    ordered: true,
+  });
+}
+
+const waitStatus = (stack: Stack, id: string, status: string) =>
+  waitFor(`job ${id} to be ${status}`, async () => ((await stack.json('GET', `/jobs/${id}`)).body.status === status ? true : undefined), 20000, 50);
+
+describe('reliability: kill anything, lose nothing', () => {
+  let stack: Stack;
+  beforeAll(
+    async () =>
+      (stack = await Stack.start(['api', 'runner', 'persister'], {
+        RUNNER_HEARTBEAT_SECONDS: '1',
+        PERSISTER_CLAIM_IDLE_MS: '2000',
+        RUNNER_SHUTDOWN_GRACE_SECONDS: '20',
+      })),
+    60000,
+  );
+  afterAll(() => stack?.stop());
+
+  it('runner kill -9 mid-job, restarted: re-attaches and every line arrives exactly once, in order', async () => {
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: counter(3000) })).body;
+    await waitFor('some lines shipped', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.log.lines > 200 ? true : undefined), 20000, 50);
+    await stack.stopService('runner', 'SIGKILL');
+    await sleep(1500); // the container keeps printing while no runner reads it
+    stack.startService('runner');
+    const { job: done } = await stack.waitTerminal(job.id, 60000);
+    expect(done).toMatchObject({ status: 'completed', exit_code: 0 });
+    expectExactlyOnce(await numberedLines(stack, job.id), 3000);
+    const out = await (await stack.request('GET', `/jobs/${job.id}/logs/download`)).text();
+    expect(out).toMatch(/re-attached to container [0-9a-f]{12} after line \d+/);
+  }, 90000);
+
+  it('persister kill -9 mid-flood, restarted: unacked chunks are re-delivered and written once', async () => {
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'i=1; while [ $i -le 60000 ]; do echo "line $i"; i=$((i+1)); done'] })).body;
+    await waitFor('the flood to start', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.log.lines > 100 ? true : undefined), 20000, 20);
+    await stack.stopService('persister', 'SIGKILL');
+    await sleep(500);
+    stack.startService('persister');
+    const { job: done } = await stack.waitTerminal(job.id, 60000);
+    expect(done.status).toBe('completed');
+    expectExactlyOnce(await numberedLines(stack, job.id), 60000);
+  }, 90000);
+
+  it('SIGTERM to a runner: takes no new job, lets the running one finish, then exits', async () => {
+    const running = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo start; sleep 2; echo end'] })).body;
+    await waitStatus(stack, running.id, 'running');
+    const stopped = stack.stopService('runner', 'SIGTERM');
+    await sleep(300);
+    const queued = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'later'] })).body;
+    await stopped;
+    try {
+      expect((await stack.json('GET', `/jobs/${running.id}`)).body).toMatchObject({ status: 'completed' });
+      expect((await stack.json('GET', `/jobs/${queued.id}`)).body.status).toBe('pending');
+    } finally {
+      stack.startService('runner');
+    }
+    expect((await stack.waitTerminal(queued.id)).job.status).toBe('completed');
+  }, 60000);
+
+  it('API kill -9 and restart: an SSE client reconnects with Last-Event-ID and continues without gap', async () => {
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: counter(300, '0.01') })).body;
+    const url = `${stack.baseUrl}/jobs/${job.id}/logs/stream`;
+    const auth = { authorization: `Bearer ${stack.token}` };
+    let seen = 0;
+    const firstRead = readEvents(url, auth, () => false, 20000);
+    await waitFor('lines to stream', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.log.lines > 50 ? true : undefined), 20000, 20);
+    await stack.stopService('api', 'SIGKILL');
+    const first = await firstRead;
+    seen = first.filter((e) => e.event === 'line').length;
+    expect(seen).toBeGreaterThan(0);
+    stack.startService('api');
+    await stack.waitReady();
+    const rest = await readEvents(url, { ...auth, 'last-event-id': first.filter((e) => e.id).pop()!.id! }, (e) => e.event === 'end');
+    const all = [...first, ...rest].filter((e) => e.event === 'line').map((e) => JSON.parse(e.data));
+    expect(all.map((l) => l.seq)).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
+    expectExactlyOnce(all.map((l) => /^line (\d+)$/.exec(l.line)).filter(Boolean).map((m) => Number(m![1])), 300);
+    expect(JSON.parse(rest[rest.length - 1].data).status).toBe('completed');
+  }, 60000);
+
+  it('a runner that never comes back: its job fails with runner_lost within the window, its container is removed', async () => {
+    stack.startService('runner', 'runner-b');
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo working; sleep 60'], labels: { probe: 'lost' } })).body;
+    await waitStatus(stack, job.id, 'running');
+    const holder = (await stack.json('GET', `/jobs/${job.id}`)).body.runner_id as string;
+    const holderName = holder.startsWith('runner-b') ? 'runner-b' : 'runner';
+    const killedAt = Date.now();
+    await stack.stopService(holderName, 'SIGKILL');
+    if (holderName === 'runner-b') stack.startService('runner', 'runner-c'); // a survivor on another id
+    const { job: done } = await stack.waitTerminal(job.id, 30000);
+    expect(done).toMatchObject({ status: 'failed', error: { code: 'runner_lost' } });
+    expect(Date.now() - killedAt).toBeLessThan(3000 + 7000);
+    const out = await (await stack.request('GET', `/jobs/${job.id}/output`)).json();
+    expect(out.output).toMatch(/working\n.*failed: runner_lost/s);
+    const docker = new Docker();
+    await waitFor('the orphan container to go', async () =>
+      (await docker.listContainers({ all: true, filters: { label: [`flashpods.job_id=${job.id}`] } })).length === 0 ? true : undefined,
+    );
+    await stack.stopService('runner-b').catch(() => undefined);
+    await stack.stopService('runner-c').catch(() => undefined);
+    if (holderName === 'runner') stack.startService('runner');
+  }, 60000);
+});
+
+describe('backpressure: persister stopped while a container writes as fast as it can', () => {
+  let stack: Stack;
+  beforeAll(async () => (stack = await Stack.start(['api', 'runner', 'persister'], { STREAM_MAX_UNPERSISTED_ENTRIES: '32' })), 60000);
+  afterAll(() => stack?.stop());
+
+  it('keeps the Redis stream and the runner bounded, drops nothing, and catches up', async () => {
+    await stack.stopService('persister', 'SIGTERM');
+    const n = 400000;
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); done`] })).body;
+    const redis = new Redis(stack.world.env.REDIS_URL);
+    const key = `${stack.world.redisPrefix}:log:${job.id}`;
+    let maxLen = 0;
+    try {
+      for (const until = Date.now() + 5000; Date.now() < until; await sleep(100)) {
+        maxLen = Math.max(maxLen, await redis.xlen(key));
+      }
+      expect(maxLen).toBeGreaterThan(0);
+      expect(maxLen).toBeLessThanOrEqual(32 + 1);
+      const stuck = (await stack.json('GET', `/jobs/${job.id}`)).body;
+      expect(['starting', 'running']).toContain(stuck.status);
+      stack.startService('persister');
+      const { job: done } = await stack.waitTerminal(job.id, 120000);
+      expect(done.status).toBe('completed');
+      expectExactlyOnce(await numberedLines(stack, job.id), n);
+    } finally {
+      redis.disconnect();
+    }
+  }, 150000);
+});
+
+describe('horizontal scale: three runners share the queue', () => {
+  let stack: Stack;
+  beforeAll(async () => (stack = await Stack.start(['api', 'persister'], { RUNNER_CONCURRENCY: '2' })), 60000);
+  afterAll(() => stack?.stop());
+
+  async function drain(n: number): Promise<{ ms: number; jobs: any[] }> {
+    const started = Date.now();
+    const ids = await Promise.all(
+      Array.from({ length: n }, async () => (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sleep', '1'] })).body.id as string),
+    );
+    const jobs = await Promise.all(ids.map(async (id) => (await stack.waitTerminal(id, 120000)).job));
+    return { ms: Date.now() - started, jobs };
+  }
+
+  it('runs 30 jobs, each exactly once, on all three runners, well faster than one runner', async () => {
+    stack.startService('runner', 'solo');
+    const one = await drain(12);
+    await stack.stopService('solo');
+    for (const name of ['runner-1', 'runner-2', 'runner-3']) stack.startService('runner', name);
+    const three = await drain(30);
+    expect(three.jobs.every((j) => j.status === 'completed')).toBe(true);
+    expect(new Set(three.jobs.map((j) => j.runner_id)).size).toBe(3);
+    for (const j of three.jobs) {
+      const out = await (await stack.request('GET', `/jobs/${j.id}/output`)).json();
+      expect((out.output.match(/starting container/g) ?? []).length).toBe(1);
+    }
+    // Per job: one runner at concurrency 2 vs three of them.
+    const perJobOne = one.ms / 12;
+    const perJobThree = three.ms / 30;
+    console.log(`scale: 1 runner ${one.ms} ms for 12 jobs (${perJobOne.toFixed(0)} ms/job); 3 runners ${three.ms} ms for 30 jobs (${perJobThree.toFixed(0)} ms/job)`);
+    expect(perJobThree).toBeLessThan(perJobOne * 0.6);
+  }, 180000);
+});
