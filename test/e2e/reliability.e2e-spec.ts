@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
 import Redis from 'ioredis';
+import { readFileSync } from 'node:fs';
 import { readEvents } from '../support/sse';
 import { Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
@@ -138,17 +139,22 @@ describe('backpressure: persister stopped while a container writes as fast as it
 
   it('keeps the Redis stream and the runner bounded, drops nothing, and catches up', async () => {
     await stack.stopService('persister', 'SIGTERM');
-    const n = 400000;
+    const n = 200000;
+    const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${stack.pidOf('runner')}/status`, 'utf8'))![1]) / 1024;
     const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); done`] })).body;
     const redis = new Redis(stack.world.env.REDIS_URL);
     const key = `${stack.world.redisPrefix}:log:${job.id}`;
     let maxLen = 0;
+    let maxRss = 0;
     try {
       for (const until = Date.now() + 5000; Date.now() < until; await sleep(100)) {
         maxLen = Math.max(maxLen, await redis.xlen(key));
+        maxRss = Math.max(maxRss, rssMb());
       }
+      console.log(`backpressure: stream peaked at ${maxLen} entries, runner RSS peaked at ${maxRss.toFixed(0)} MB`);
       expect(maxLen).toBeGreaterThan(0);
       expect(maxLen).toBeLessThanOrEqual(32 + 1);
+      expect(maxRss).toBeLessThan(200);
       const stuck = (await stack.json('GET', `/jobs/${job.id}`)).body;
       expect(['starting', 'running']).toContain(stuck.status);
       stack.startService('persister');

@@ -66,6 +66,10 @@ export class Stack {
     return proc;
   }
 
+  pidOf(name: string): number | undefined {
+    return this.procs.get(name)?.pid;
+  }
+
   /** Sends a signal and waits for the process to exit. */
   async stopService(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const proc = this.procs.get(name);

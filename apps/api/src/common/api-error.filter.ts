@@ -37,7 +37,23 @@ export class ApiErrorFilter implements ExceptionFilter {
       res.status(status).json({ error: CODE_BY_STATUS[status] ?? 'error', message: String(message) });
       return;
     }
+    if (isDependencyDown(err)) {
+      this.log.warn(`dependency unavailable: ${(err as Error).message}`);
+      res.setHeader('Retry-After', '2');
+      res.status(503).json({ error: 'service_unavailable', message: 'a backing service is unavailable; retry shortly' });
+      return;
+    }
     this.log.error(`unhandled: ${(err as Error)?.stack ?? String(err)}`);
     res.status(500).json({ error: 'internal_error', message: 'internal error' });
   }
+}
+
+/** Postgres (or Redis) down or restarting: connection refused or reset, admin shutdown, cannot connect now. */
+function isDependencyDown(err: unknown): boolean {
+  const e = err as { code?: string; message?: string; driverError?: { code?: string } };
+  const code = e?.driverError?.code ?? e?.code;
+  if (code && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006'].includes(code)) {
+    return true;
+  }
+  return /Connection terminated|connection timeout|Connection is closed/i.test(e?.message ?? '');
 }

@@ -74,7 +74,13 @@ export class JobsService {
       await this.redis.multi().hset(key, body.secrets).expire(key, job.timeoutSeconds + 7 * 24 * 3600).exec();
     }
     const payload: JobPayloads[JobName.RunJob] = { jobId: job.id };
-    await this.queue.add(JobName.RunJob, payload, { jobId: job.id });
+    // Retries are safe: the runner's claim in Postgres lets a job start only once. They cover a
+    // runner that could not reach Postgres to claim it.
+    await this.queue.add(JobName.RunJob, payload, {
+      jobId: job.id,
+      attempts: 10,
+      backoff: { type: 'exponential', delay: 1000 },
+    });
     return job;
   }
 

@@ -1,0 +1,82 @@
+import { ensureDatabase } from '@flashpods/database';
+import { PrivatePostgres, PrivateRedis } from '../support/private-services';
+import { Stack } from '../support/stack';
+import { TEST_IMAGE, waitFor } from '../support/test-env';
+
+const PREFIX = /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] /;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const counter = (n: number) => ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.01; done`];
+
+async function numbered(stack: Stack, id: string): Promise<number[]> {
+  const text = await (await stack.request('GET', `/jobs/${id}/logs/download`)).text();
+  return text
+    .split('\n')
+    .map((l) => /^line (\d+)$/.exec(l.replace(PREFIX, '')))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]));
+}
+
+describe('Redis and Postgres restarted under a running stack', () => {
+  let redis: PrivateRedis;
+  let pg: PrivatePostgres;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    redis = await PrivateRedis.start();
+    pg = await PrivatePostgres.start();
+    await ensureDatabase(pg.url);
+    stack = await Stack.start(['api', 'runner', 'persister'], { REDIS_URL: redis.url, DATABASE_URL: pg.url });
+  }, 90000);
+  afterAll(async () => {
+    await stack?.stop();
+    await redis?.stop();
+    await pg?.stop();
+  });
+
+  const run = async (command: string[]) => (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command })).body;
+
+  it('Redis restart: every service reconnects by itself, the running job loses nothing, new jobs run within seconds', async () => {
+    const before = await run(['echo', 'before']);
+    expect((await stack.waitTerminal(before.id)).job.status).toBe('completed');
+    const long = await run(counter(500));
+    await waitFor('the long job to run', async () => ((await stack.json('GET', `/jobs/${long.id}`)).body.log.lines > 20 ? true : undefined), 20000, 50);
+    await redis.down();
+    await sleep(2000);
+    await redis.up();
+    const restartedAt = Date.now();
+    const after = await waitFor('the API to accept a job again', async () => {
+      const r = await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'after'] });
+      return r.status === 201 ? r.body : undefined;
+    }, 30000, 200);
+    const { job } = await stack.waitTerminal(after.id, 60000);
+    const recoveredMs = Date.now() - restartedAt;
+    console.log(`redis restart: a new job completed ${recoveredMs} ms after Redis came back`);
+    expect(job.status).toBe('completed');
+    expect(recoveredMs).toBeLessThan(30000);
+    expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
+    const lines = await numbered(stack, long.id);
+    expect(lines).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+  }, 120000);
+
+  it('Postgres restart: 503 while it is down, then every service reconnects and the running job loses nothing', async () => {
+    const long = await run(counter(400));
+    await waitFor('the long job to run', async () => ((await stack.json('GET', `/jobs/${long.id}`)).body.log.lines > 20 ? true : undefined), 20000, 50);
+    await pg.down();
+    const down = await stack.json('GET', `/jobs/${long.id}`);
+    expect([down.status, down.body.error]).toEqual([503, 'service_unavailable']);
+    await sleep(2000);
+    await pg.up();
+    const restartedAt = Date.now();
+    const after = await waitFor('the API to accept a job again', async () => {
+      const r = await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'after'] });
+      return r.status === 201 ? r.body : undefined;
+    }, 30000, 200);
+    const { job } = await stack.waitTerminal(after.id, 60000);
+    const recoveredMs = Date.now() - restartedAt;
+    console.log(`postgres restart: a new job completed ${recoveredMs} ms after Postgres came back`);
+    expect(job.status).toBe('completed');
+    expect(recoveredMs).toBeLessThan(30000);
+    expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
+    expect(await numbered(stack, long.id)).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+  }, 120000);
+});
