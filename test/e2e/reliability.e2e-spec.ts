@@ -1,6 +1,7 @@
 import Docker from 'dockerode';
 import Redis from 'ioredis';
 import { readFileSync } from 'node:fs';
+import { recordChaos, tally } from '../support/chaos-report';
 import { readEvents } from '../support/sse';
 import { Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
@@ -21,7 +22,8 @@ async function numberedLines(stack: Stack, id: string): Promise<number[]> {
     .map((m) => Number(m[1]));
 }
 
-function expectExactlyOnce(lines: number[], n: number): void {
+function expectExactlyOnce(lines: number[], n: number, scenario?: string): void {
+  if (scenario) tally(scenario, lines, n);
   const dupes = lines.length - new Set(lines).size;
   const missing = Array.from({ length: n }, (_, i) => i + 1).filter((i) => !lines.includes(i));
   expect({ count: lines.length, dupes, missing: missing.slice(0, 10), ordered: lines.every((v, i) => i === 0 || v > lines[i - 1]) }).toEqual({
@@ -56,7 +58,7 @@ describe('reliability: kill anything, lose nothing', () => {
     stack.startService('runner');
     const { job: done } = await stack.waitTerminal(job.id, 60000);
     expect(done).toMatchObject({ status: 'completed', exit_code: 0 });
-    expectExactlyOnce(await numberedLines(stack, job.id), 3000);
+    expectExactlyOnce(await numberedLines(stack, job.id), 3000, 'runner kill -9 mid-job, restarted (re-attach)');
     const out = await (await stack.request('GET', `/jobs/${job.id}/logs/download`)).text();
     expect(out).toMatch(/re-attached to container [0-9a-f]{12} after line \d+/);
   }, 90000);
@@ -69,7 +71,7 @@ describe('reliability: kill anything, lose nothing', () => {
     stack.startService('persister');
     const { job: done } = await stack.waitTerminal(job.id, 60000);
     expect(done.status).toBe('completed');
-    expectExactlyOnce(await numberedLines(stack, job.id), 60000);
+    expectExactlyOnce(await numberedLines(stack, job.id), 60000, 'persister kill -9 mid-flood, restarted');
   }, 90000);
 
   it('SIGTERM to a runner: takes no new job, lets the running one finish, then exits', async () => {
@@ -80,8 +82,17 @@ describe('reliability: kill anything, lose nothing', () => {
     const queued = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'later'] })).body;
     await stopped;
     try {
-      expect((await stack.json('GET', `/jobs/${running.id}`)).body).toMatchObject({ status: 'completed' });
-      expect((await stack.json('GET', `/jobs/${queued.id}`)).body.status).toBe('pending');
+      const finished = (await stack.json('GET', `/jobs/${running.id}`)).body;
+      const left = (await stack.json('GET', `/jobs/${queued.id}`)).body;
+      recordChaos({
+        scenario: 'runner SIGTERM: running job finishes, queued job left for others',
+        expected: 2,
+        found: Number(finished.status === 'completed') + Number(left.status === 'pending'),
+        duplicates: 0,
+        result: finished.status === 'completed' && left.status === 'pending' ? 'pass' : 'FAIL',
+      });
+      expect(finished).toMatchObject({ status: 'completed' });
+      expect(left.status).toBe('pending');
     } finally {
       stack.startService('runner');
     }
@@ -104,7 +115,7 @@ describe('reliability: kill anything, lose nothing', () => {
     const rest = await readEvents(url, { ...auth, 'last-event-id': first.filter((e) => e.id).pop()!.id! }, (e) => e.event === 'end');
     const all = [...first, ...rest].filter((e) => e.event === 'line').map((e) => JSON.parse(e.data));
     expect(all.map((l) => l.seq)).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
-    expectExactlyOnce(all.map((l) => /^line (\d+)$/.exec(l.line)).filter(Boolean).map((m) => Number(m![1])), 300);
+    expectExactlyOnce(all.map((l) => /^line (\d+)$/.exec(l.line)).filter(Boolean).map((m) => Number(m![1])), 300, 'api kill -9, SSE resumed with Last-Event-ID');
     expect(JSON.parse(rest[rest.length - 1].data).status).toBe('completed');
   }, 60000);
 
@@ -118,8 +129,16 @@ describe('reliability: kill anything, lose nothing', () => {
     await stack.stopService(holderName, 'SIGKILL');
     if (holderName === 'runner-b') stack.startService('runner', 'runner-c'); // a survivor on another id
     const { job: done } = await stack.waitTerminal(job.id, 30000);
+    const detectedMs = Date.now() - killedAt;
+    recordChaos({
+      scenario: `runner kill -9, never back: runner_lost after ${detectedMs} ms (window 3 s)`,
+      expected: 1,
+      found: done.error?.code === 'runner_lost' ? 1 : 0,
+      duplicates: 0,
+      result: done.error?.code === 'runner_lost' && detectedMs < 10000 ? 'pass' : 'FAIL',
+    });
     expect(done).toMatchObject({ status: 'failed', error: { code: 'runner_lost' } });
-    expect(Date.now() - killedAt).toBeLessThan(3000 + 7000);
+    expect(detectedMs).toBeLessThan(3000 + 7000);
     const out = await (await stack.request('GET', `/jobs/${job.id}/output`)).json();
     expect(out.output).toMatch(/working\n.*failed: runner_lost/s);
     const docker = new Docker();
@@ -160,7 +179,7 @@ describe('backpressure: persister stopped while a container writes as fast as it
       stack.startService('persister');
       const { job: done } = await stack.waitTerminal(job.id, 120000);
       expect(done.status).toBe('completed');
-      expectExactlyOnce(await numberedLines(stack, job.id), n);
+      expectExactlyOnce(await numberedLines(stack, job.id), n, `backpressure: persister stopped 5 s (stream ≤ ${maxLen} entries, runner ≤ ${maxRss.toFixed(0)} MB)`);
     } finally {
       redis.disconnect();
     }
@@ -197,6 +216,13 @@ describe('horizontal scale: three runners share the queue', () => {
     const perJobOne = one.ms / 12;
     const perJobThree = three.ms / 30;
     console.log(`scale: 1 runner ${one.ms} ms for 12 jobs (${perJobOne.toFixed(0)} ms/job); 3 runners ${three.ms} ms for 30 jobs (${perJobThree.toFixed(0)} ms/job)`);
+    recordChaos({
+      scenario: `3 runners × concurrency 2, 30 jobs: ${perJobThree.toFixed(0)} vs ${perJobOne.toFixed(0)} ms/job on 1 runner`,
+      expected: 30,
+      found: three.jobs.filter((j) => j.status === 'completed').length,
+      duplicates: 0,
+      result: perJobThree < perJobOne * 0.6 && new Set(three.jobs.map((j) => j.runner_id)).size === 3 ? 'pass' : 'FAIL',
+    });
     expect(perJobThree).toBeLessThan(perJobOne * 0.6);
   }, 180000);
 });

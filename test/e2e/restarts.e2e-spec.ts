@@ -1,4 +1,5 @@
 import { ensureDatabase } from '@flashpods/database';
+import { tally } from '../support/chaos-report';
 import { PrivatePostgres, PrivateRedis } from '../support/private-services';
 import { Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
@@ -55,6 +56,7 @@ describe('Redis and Postgres restarted under a running stack', () => {
     expect(recoveredMs).toBeLessThan(30000);
     expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
     const lines = await numbered(stack, long.id);
+    tally(`redis restart mid-job (new job done ${recoveredMs} ms after)`, lines, 500);
     expect(lines).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
   }, 120000);
 
@@ -77,6 +79,8 @@ describe('Redis and Postgres restarted under a running stack', () => {
     expect(job.status).toBe('completed');
     expect(recoveredMs).toBeLessThan(30000);
     expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
-    expect(await numbered(stack, long.id)).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    const lines = await numbered(stack, long.id);
+    tally(`postgres restart mid-job (new job done ${recoveredMs} ms after)`, lines, 400);
+    expect(lines).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
   }, 120000);
 });
