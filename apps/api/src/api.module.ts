@@ -9,7 +9,9 @@ import { QueueName } from '@flashpods/contracts';
 import { DatabaseModule } from '@flashpods/database';
 import { adminOnly } from './auth/admin-basic.middleware';
 import { AuthGuard } from './auth/auth.guard';
+import { RateLimiter } from './auth/rate-limiter';
 import { TokenService } from './auth/token.service';
+import { TokensController } from './auth/tokens.controller';
 import { ApiErrorFilter } from './common/api-error.filter';
 import { HealthController } from './health/health.controller';
 import { MetricsController } from './health/metrics.controller';
@@ -31,9 +33,10 @@ import { LogStreamService } from './logs/log-stream.service';
       { name: QueueName.Janitor, adapter: BullMQAdapter },
     ),
   ],
-  controllers: [HealthController, MetricsController, JobsController, JobLogsController],
+  controllers: [HealthController, MetricsController, JobsController, JobLogsController, TokensController],
   providers: [
     TokenService,
+    RateLimiter,
     JobsService,
     JobLogsService,
     LogStreamService,

@@ -14,8 +14,13 @@ async function bootstrap(): Promise<void> {
     logger: createServiceLogger(config, 'api'),
   });
   app.disable('x-powered-by');
-  // Bull Board and Swagger UI serve inline scripts; everything else is JSON.
-  app.use(helmet({ contentSecurityPolicy: false }));
+  // Helmet's defaults everywhere; Bull Board and Swagger UI serve inline scripts and styles.
+  const strict = helmet();
+  const relaxed = helmet({ contentSecurityPolicy: false });
+  app.use((req: { path: string }, res: unknown, next: () => void) =>
+    (/^\/(admin\/queues|docs)(\/|$)/.test(req.path) ? relaxed : strict)(req as never, res as never, next),
+  );
+  if (config.api.corsOrigins.length) app.enableCors({ origin: config.api.corsOrigins, credentials: false });
   app.use(jsonBody(config.api.bodyLimitBytes));
   app.use(bodyErrors);
   const doc = SwaggerModule.createDocument(

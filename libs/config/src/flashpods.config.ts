@@ -24,6 +24,8 @@ export interface FlashpodsConfig {
     pidsDefault: number;
     pidsMax: number;
     networkAllowed: boolean;
+    maxEnvEntries: number;
+    maxLabels: number;
   };
   janitor: { intervalSeconds: number };
   runner: {
@@ -37,7 +39,14 @@ export interface FlashpodsConfig {
   };
   stream: { chunkMaxBytes: number; chunkMaxDelayMs: number; maxUnpersistedEntries: number };
   persister: { claimIdleMs: number };
-  api: { port: number; host: string; bodyLimitBytes: number; adminToken?: string };
+  api: {
+    port: number;
+    host: string;
+    bodyLimitBytes: number;
+    adminToken?: string;
+    rateLimitPerMinute: number;
+    corsOrigins: string[];
+  };
   logFormat: 'json' | 'text';
 }
 
@@ -76,6 +85,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
       pidsDefault: e.JOB_PIDS_DEFAULT,
       pidsMax: e.JOB_PIDS_MAX,
       networkAllowed: e.JOB_NETWORK_ALLOWED,
+      maxEnvEntries: e.JOB_MAX_ENV_ENTRIES,
+      maxLabels: e.JOB_MAX_LABELS,
     },
     janitor: { intervalSeconds: e.JANITOR_INTERVAL_SECONDS },
     runner: {
@@ -99,6 +110,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
       host: e.API_HOST,
       bodyLimitBytes: e.API_BODY_LIMIT_BYTES,
       adminToken: e.FLASHPODS_ADMIN_TOKEN,
+      rateLimitPerMinute: e.API_RATE_LIMIT_PER_MINUTE,
+      corsOrigins: e.API_CORS_ORIGINS ? e.API_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : [],
     },
     logFormat: e.LOG_FORMAT,
   });

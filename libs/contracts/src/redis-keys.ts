@@ -23,6 +23,8 @@ export function redisKeys(prefix: string) {
     runnerAlive: (runnerId: string) => `${prefix}:runner:${runnerId}`,
     /** Totals and last run of one janitor sweep (a hash). */
     janitorStats: (sweep: string) => `${prefix}:janitor:${sweep}`,
+    /** Requests of one token in one rate-limit window. */
+    rateLimit: (tokenId: string, window: number) => `${prefix}:rl:${tokenId}:${window}`,
     /** Prefix BullMQ uses for its queues. */
     bullPrefix: `${prefix}:bull`,
   };

@@ -2,6 +2,7 @@ import { CanActivate, ExecutionContext, HttpStatus, Inject, Injectable, SetMetad
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { ApiError } from '../common/api-error';
+import { RateLimiter } from './rate-limiter';
 import { TokenService } from './token.service';
 
 export const PUBLIC = 'flashpods:public';
@@ -12,6 +13,7 @@ export const Public = () => SetMetadata(PUBLIC, true);
 export interface Caller {
   tenant: string;
   admin: boolean;
+  tokenId: string;
 }
 
 export type AuthedRequest = Request & { caller: Caller };
@@ -21,6 +23,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     @Inject(TokenService) private readonly tokens: TokenService,
+    @Inject(RateLimiter) private readonly limiter: RateLimiter,
   ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
@@ -28,9 +31,15 @@ export class AuthGuard implements CanActivate {
     const req = ctx.switchToHttp().getRequest<AuthedRequest>();
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw new ApiError(HttpStatus.UNAUTHORIZED, 'unauthorized', 'missing bearer token');
-    const caller = await this.tokens.authenticate(match[1]);
+    // Browsers' EventSource cannot send headers: the live stream and downloads also take
+    // `access_token` in the query string (GET only).
+    const fromQuery = req.method === 'GET' && typeof req.query.access_token === 'string' ? req.query.access_token : undefined;
+    const token = match?.[1] ?? fromQuery;
+    if (!token) throw new ApiError(HttpStatus.UNAUTHORIZED, 'unauthorized', 'missing bearer token');
+    if (token.length > 512) throw new ApiError(HttpStatus.UNAUTHORIZED, 'unauthorized', 'invalid token');
+    const caller = await this.tokens.authenticate(token);
     if (!caller) throw new ApiError(HttpStatus.UNAUTHORIZED, 'unauthorized', 'invalid token');
+    await this.limiter.check(caller.tokenId);
     req.caller = caller;
     return true;
   }

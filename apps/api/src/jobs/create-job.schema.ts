@@ -3,12 +3,10 @@ import { z } from 'zod';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\/-]*$/;
-const MAX_ENTRIES = 64;
-
-const stringMap = (keyPattern: RegExp, keyWhat: string, valueMax: number) =>
+const stringMap = (keyPattern: RegExp, keyWhat: string, valueMax: number, maxEntries: number) =>
   z
     .record(z.string().max(128).regex(keyPattern, `keys must be ${keyWhat}`), z.string().max(valueMax))
-    .refine((m) => Object.keys(m).length <= MAX_ENTRIES, `at most ${MAX_ENTRIES} entries`);
+    .refine((m) => Object.keys(m).length <= maxEntries, `at most ${maxEntries} entries`);
 
 /** The body of `POST /jobs`, field by field, with the configured maximums. Unknown fields are refused. */
 export function createJobSchema(config: FlashpodsConfig) {
@@ -21,11 +19,11 @@ export function createJobSchema(config: FlashpodsConfig) {
         .max(512)
         .regex(/^[A-Za-z0-9][A-Za-z0-9_.\/:@-]*$/, 'must be an image reference such as busybox:latest'),
       command: z.array(z.string().max(64 * 1024)).min(1).max(1024).optional(),
-      env: stringMap(ENV_NAME, 'environment variable names', 32 * 1024).optional(),
-      secrets: stringMap(ENV_NAME, 'environment variable names', 32 * 1024)
+      env: stringMap(ENV_NAME, 'environment variable names', 32 * 1024, j.maxEnvEntries).optional(),
+      secrets: stringMap(ENV_NAME, 'environment variable names', 32 * 1024, j.maxEnvEntries)
         .refine((m) => Object.values(m).every((v) => v.length >= 4), 'secret values must be at least 4 characters')
         .optional(),
-      labels: stringMap(LABEL_KEY, 'letters, digits, _ . / -', 256).optional(),
+      labels: stringMap(LABEL_KEY, 'letters, digits, _ . / -', 256, j.maxLabels).optional(),
       timeout_seconds: z.number().int().min(1).max(j.timeoutMaxSeconds).optional(),
       limits: z
         .object({
