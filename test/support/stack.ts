@@ -1,11 +1,21 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createTestWorld, TestWorld, waitFor } from './test-env';
 
 export type ServiceName = 'api' | 'runner' | 'persister' | 'janitor';
 
-const ROOT = join(__dirname, '..', '..');
+/** The workspace root, wherever this file runs from (sources under jest, or compiled for the bench). */
+const ROOT = (() => {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'nx.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('workspace root (nx.json) not found');
+    dir = up;
+  }
+  return dir;
+})();
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

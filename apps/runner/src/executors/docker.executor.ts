@@ -76,7 +76,10 @@ export class DockerExecutor implements Executor {
         stream.destroy();
       }
     } finally {
-      await container.remove({ force: true }).catch(() => undefined);
+      // Not awaited: the output is drained and the exit code read, so the job's status need not
+      // wait for the daemon to delete the container. One left behind by a crash is removed when
+      // the runner restarts (its job is terminal by then).
+      void container.remove({ force: true }).catch(() => undefined);
     }
   }
 

@@ -1,0 +1,388 @@
+/**
+ * `npm run bench [-- --quick]`: Flashpods measured against the tools a user would otherwise use,
+ * in the same run on the same machine. Prints a table of ratios and absolute figures, writes
+ * bench/results/<time>.json and docs/benchmarks.md.
+ */
+import { createDataSource } from '@flashpods/database';
+import { Queue, Worker } from 'bullmq';
+import Redis from 'ioredis';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { readEvents } from '../test/support/sse';
+import { Stack } from '../test/support/stack';
+import { TEST_IMAGE, waitFor } from '../test/support/test-env';
+
+const QUICK = process.argv.includes('--quick');
+const ROOT = (() => {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'nx.json'))) dir = dirname(dir);
+  return dir;
+})();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Row {
+  measure: string;
+  flashpods: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  met: string;
+}
+const rows: Row[] = [];
+const raw: Record<string, unknown> = {};
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
+const fmt = (n: number, d = 0) => n.toFixed(d);
+
+function peakRssMb(pid: number | undefined): number {
+  if (!pid) return NaN;
+  return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}
+
+async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t0 = performance.now();
+  const v = await fn();
+  return [performance.now() - t0, v];
+}
+
+function dockerRun(args: string[], stdoutFile?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('docker', ['run', '--rm', '--network', 'none', TEST_IMAGE, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const sink = stdoutFile ? require('node:fs').createWriteStream(stdoutFile) : undefined;
+    if (sink) p.stdout.pipe(sink);
+    else p.stdout.resume();
+    p.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`docker run exited ${code}`))));
+  });
+}
+
+/** Submits and polls every 5 ms, so the measurement adds little to what it measures. */
+async function submitAndWait(stack: Stack, command: string[], timeoutMs = 600000): Promise<any> {
+  const created = await stack.json('POST', '/jobs', { image: TEST_IMAGE, command });
+  if (created.status !== 201) throw new Error(`submit: ${JSON.stringify(created.body)}`);
+  return waitFor(
+    'the job to finish',
+    async () => {
+      const { body } = await stack.json('GET', `/jobs/${created.body.id}`);
+      return ['completed', 'failed', 'timed_out', 'cancelled'].includes(body.status) ? body : undefined;
+    },
+    timeoutMs,
+    5,
+  );
+}
+
+/** `docker run --rm` of `n` containers, `parallel` at a time: the engine's own ceiling. */
+async function dockerRunMany(n: number, parallel: number): Promise<number> {
+  let next = 0;
+  const [ms] = await time(() =>
+    Promise.all(
+      Array.from({ length: parallel }, async () => {
+        while (next++ < n) await dockerRun(['true']);
+      }),
+    ),
+  );
+  return n / (ms / 1000);
+}
+
+async function ingest(): Promise<void> {
+  const lines = QUICK ? 200_000 : 2_000_000;
+  const line = '0123456789'.repeat(8).slice(0, 79); // 79 + newline = 80 bytes
+  const cmd = ['sh', '-c', `yes ${line} | head -n ${lines}`];
+  const stack = await Stack.start(['api', 'runner', 'persister'], { LOG_MAX_BYTES: String(2 * 1024 ** 3), LOG_FORMAT: 'json' });
+  try {
+    await submitAndWait(stack, ['true']); // warm-up
+    const file = join(stack.world.logDir, 'baseline.out');
+    const [baseMs] = await time(() => dockerRun(cmd, file));
+    const [fpMs, job] = await time(() => submitAndWait(stack, cmd));
+    if (job.status !== 'completed' || job.log.lines < lines) throw new Error(`ingest job: ${JSON.stringify(job)}`);
+    const mb = (lines * 80) / 1e6;
+    const ratio = fpMs / baseMs;
+    const runnerRss = peakRssMb(stack.pidOf('runner'));
+    const persisterRss = peakRssMb(stack.pidOf('persister'));
+    raw.ingest = { lines, baseMs, fpMs, runnerRss, persisterRss };
+    rows.push({
+      measure: `ingest ${lines.toLocaleString('en')} lines × 80 B (wall, submit → terminal)`,
+      flashpods: `${fmt(fpMs)} ms, ${fmt(lines / (fpMs / 1000))} lines/s, ${fmt(mb / (fpMs / 1000), 1)} MB/s`,
+      baseline: `docker run > file: ${fmt(baseMs)} ms, ${fmt(mb / (baseMs / 1000), 1)} MB/s`,
+      ratio: fmt(ratio, 2),
+      target: '≤ 1.25',
+      met: ratio <= 1.25 ? 'yes' : 'no',
+    });
+    rows.push({
+      measure: 'peak RSS during ingest',
+      flashpods: `runner ${fmt(runnerRss)} MB, persister ${fmt(persisterRss)} MB`,
+      baseline: '',
+      ratio: '',
+      target: '< 200 MB each',
+      met: runnerRss < 200 && persisterRss < 200 ? 'yes' : 'no',
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function latency(): Promise<void> {
+  const seconds = QUICK ? 3 : 10;
+  const n = seconds * 100;
+  const stack = await Stack.start(['api', 'runner', 'persister']);
+  try {
+    const created = await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE,
+      command: ['sh', '-c', `i=0; while [ $i -lt ${n} ]; do echo "tick $i"; i=$((i+1)); sleep 0.01; done`],
+    });
+    const arrivals: number[] = [];
+    const events = await readEvents(
+      `${stack.baseUrl}/jobs/${created.body.id}/logs/stream`,
+      { authorization: `Bearer ${stack.token}` },
+      (e) => {
+        if (e.event === 'line') {
+          const l = JSON.parse(e.data);
+          if (/^tick /.test(l.line)) arrivals.push(Date.now() - Date.parse(l.ts));
+        }
+        return e.event === 'end';
+      },
+      seconds * 1000 + 60000,
+    );
+    if (!events.some((e) => e.event === 'end') || arrivals.length !== n) throw new Error(`latency: got ${arrivals.length} of ${n} lines`);
+    const p50 = pct(arrivals, 50);
+    const p99 = pct(arrivals, 99);
+    const max = Math.max(...arrivals);
+    raw.latency = { n, p50, p99, max };
+    rows.push({
+      measure: `live latency, ${n} lines at 10 ms (capture → SSE client)`,
+      flashpods: `p50 ${p50} ms, p99 ${p99} ms, max ${max} ms`,
+      baseline: '',
+      ratio: '',
+      target: 'p99 < 100 ms',
+      met: p99 < 100 ? 'yes' : 'no',
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function overhead(): Promise<void> {
+  const n = QUICK ? 20 : 100;
+  const stack = await Stack.start(['api', 'runner', 'persister']);
+  try {
+    await submitAndWait(stack, ['echo', 'warm']);
+    const base: number[] = [];
+    const fp: number[] = [];
+    // Interleaved, so a noisy neighbour hurts both sides alike.
+    for (let i = 0; i < n; i++) {
+      base.push((await time(() => dockerRun(['echo', 'hi'])))[0]);
+      fp.push((await time(() => submitAndWait(stack, ['echo', 'hi'])))[0]);
+    }
+    const ratio = median(fp) / median(base);
+    raw.overhead = { n, fpMedian: median(fp), baseMedian: median(base), fp, base };
+    rows.push({
+      measure: `job overhead, ${n} sequential \`echo hi\` (median)`,
+      flashpods: `${fmt(median(fp))} ms`,
+      baseline: `docker run --rm: ${fmt(median(base))} ms`,
+      ratio: fmt(ratio, 2),
+      target: '≤ 1.3',
+      met: ratio <= 1.3 ? 'yes' : 'no',
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function throughput(): Promise<void> {
+  const n = QUICK ? 100 : 500;
+  const results: Record<string, number> = {};
+  for (const runners of [1, 2]) {
+    const stack = await Stack.start(['api', 'persister'], { RUNNER_CONCURRENCY: '4', API_RATE_LIMIT_PER_MINUTE: '1000000' });
+    try {
+      for (let r = 0; r < runners; r++) stack.startService('runner', `runner-${r}`);
+      await submitAndWait(stack, ['true']);
+      const [ms] = await time(async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < n; i++) ids.push((await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['true'] })).body.id);
+        for (const id of ids) {
+          await waitFor('job', async () => {
+            const { body } = await stack.json('GET', `/jobs/${id}`);
+            return ['completed', 'failed'].includes(body.status) ? true : undefined;
+          }, 600000, 20);
+        }
+      });
+      results[`runners${runners}`] = n / (ms / 1000);
+    } finally {
+      await stack.stop();
+    }
+  }
+  // The queue's own ceiling: the same number of jobs drained by a BullMQ worker doing nothing.
+  const redis = new Redis({ maxRetriesPerRequest: null });
+  const prefix = `fpbench_${randomUUID().slice(0, 8)}`;
+  const queue = new Queue('noop', { connection: redis, prefix });
+  const [ms] = await time(async () => {
+    let done = 0;
+    const finished = new Promise<void>((resolve) => {
+      const worker = new Worker('noop', async () => undefined, { connection: redis.duplicate(), prefix, concurrency: 8 });
+      worker.on('completed', () => {
+        if (++done === n) void worker.close().then(resolve);
+      });
+    });
+    for (let i = 0; i < n; i++) await queue.add('noop', {});
+    await finished;
+  });
+  results.noopWorker = n / (ms / 1000);
+  results.dockerRun8 = await dockerRunMany(QUICK ? 40 : 100, 8);
+  await queue.obliterate({ force: true }).catch(() => undefined);
+  await queue.close();
+  redis.disconnect();
+  raw.throughput = { n, ...results };
+  rows.push({
+    measure: `job throughput, ${n} \`true\` jobs (concurrency 4 per runner)`,
+    flashpods: `1 runner ${fmt(results.runners1, 1)} jobs/s, 2 runners ${fmt(results.runners2, 1)} jobs/s`,
+    baseline: `no-op BullMQ worker: ${fmt(results.noopWorker)} jobs/s; \`docker run --rm true\` 8 at a time: ${fmt(results.dockerRun8, 1)}/s`,
+    ratio: fmt(results.runners2 / results.runners1, 2) + ' (2 vs 1 runner)',
+    target: '',
+    met: '',
+  });
+}
+
+async function tailCost(): Promise<void> {
+  const stack = await Stack.start(['api']);
+  const ds = await createDataSource(stack.world.databaseUrl, 1).initialize();
+  try {
+    const sizes = { '1 MB': 1024 ** 2, '50 MB': 50 * 1024 ** 2 };
+    const medians: Record<string, number> = {};
+    for (const [label, bytes] of Object.entries(sizes)) {
+      const id = randomUUID();
+      await ds.query(
+        `INSERT INTO jobs (id, tenant, status, image, timeout_seconds, limits, finished_at, log_bytes) VALUES ($1, 'admin', 'completed', 'x', 1, '{}', now(), $2)`,
+        [id, bytes],
+      );
+      const fh = await open(join(stack.world.logDir, `${id}.log`), 'w');
+      const line = Buffer.from(`[10:30:00.123] ${'x'.repeat(64)}\n`);
+      const block = Buffer.concat(Array.from({ length: 1024 }, () => line));
+      for (let written = 0; written < bytes; written += block.length) await fh.write(block);
+      await fh.close();
+      for (const tail of [100, 10000]) {
+        const ms: number[] = [];
+        for (let i = 0; i < (QUICK ? 10 : 30); i++) {
+          ms.push((await time(async () => (await stack.request('GET', `/jobs/${id}/output?tail=${tail}`)).arrayBuffer()))[0]);
+        }
+        medians[`${label} tail=${tail}`] = median(ms);
+      }
+    }
+    raw.tail = medians;
+    for (const tail of [100, 10000]) {
+      const small = medians[`1 MB tail=${tail}`];
+      const big = medians[`50 MB tail=${tail}`];
+      rows.push({
+        measure: `tail=${tail} on a 50 MB vs a 1 MB log (median)`,
+        flashpods: `50 MB: ${fmt(big, 1)} ms`,
+        baseline: `1 MB: ${fmt(small, 1)} ms`,
+        ratio: fmt(big / small, 2),
+        target: '≈ 1',
+        met: big / small < 1.5 ? 'yes' : 'no',
+      });
+    }
+  } finally {
+    await ds.destroy();
+    await stack.stop();
+  }
+}
+
+async function sweepCost(): Promise<void> {
+  const n = QUICK ? 10_000 : 100_000;
+  const stack = await Stack.start(['api']);
+  const ds = await createDataSource(stack.world.databaseUrl, 1).initialize();
+  const redis = new Redis(stack.world.env.REDIS_URL);
+  try {
+    const makeFiles = async (dir: string, ids: string[]) => {
+      mkdirSync(dir, { recursive: true });
+      for (const id of ids) {
+        writeFileSync(join(dir, `${id}.log`), '[10:30:00.123] done\n');
+        writeFileSync(join(dir, `${id}.idx`), Buffer.alloc(32));
+      }
+    };
+    // Baseline: deleting the same number of file pairs with find(1).
+    const baseDir = join(stack.world.logDir, 'baseline');
+    await makeFiles(baseDir, Array.from({ length: n }, () => randomUUID()));
+    const [baseMs] = await time(async () => execFileSync('find', [baseDir, '-type', 'f', '-delete']));
+    const rows2: { id: string }[] = await ds.query(
+      `INSERT INTO jobs (id, tenant, status, image, timeout_seconds, limits, finished_at)
+       SELECT gen_random_uuid(), 'admin', 'completed', 'x', 1, '{}', now() - interval '2 days' FROM generate_series(1, $1)
+       RETURNING id::text`,
+      [n],
+    );
+    await makeFiles(stack.world.logDir, rows2.map((r) => r.id));
+    stack.startService('janitor', 'janitor', { LOG_RETENTION_SECONDS: '3600', JANITOR_INTERVAL_SECONDS: '3600' });
+    const key = `${stack.world.redisPrefix}:janitor:ttl-sweep`;
+    const stats = await waitFor('the TTL sweep', async () => {
+      const s = await redis.hgetall(key);
+      return s.last_ms ? s : undefined;
+    }, 900000, 500);
+    const sweepMs = Number(stats.last_ms);
+    raw.sweep = { n, sweepMs, baseMs, jobs: Number(stats.last_jobs), bytes: Number(stats.last_bytes) };
+    rows.push({
+      measure: `TTL sweep over ${n.toLocaleString('en')} finished jobs with files`,
+      flashpods: `${fmt(sweepMs)} ms (${stats.last_jobs} jobs cleaned, ${fmt(n / (sweepMs / 1000))} jobs/s)`,
+      baseline: `find -delete of the same files: ${fmt(baseMs)} ms`,
+      ratio: fmt(sweepMs / baseMs, 2),
+      target: '',
+      met: '',
+    });
+  } finally {
+    redis.disconnect();
+    await ds.destroy();
+    await stack.stop();
+  }
+}
+
+function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const docker = execFileSync('docker', ['version', '--format', '{{.Server.Version}}']).toString().trim();
+  return `${cpus().length} × ${cpu}, ${fmt(totalmem() / 1024 ** 3)} GiB RAM, Node ${process.version}, Docker ${docker}`;
+}
+
+function table(): string {
+  const cols: (keyof Row)[] = ['measure', 'flashpods', 'baseline', 'ratio', 'target', 'met'];
+  const head = `| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n`;
+  return head + rows.map((r) => `| ${cols.map((c) => r[c]).join(' | ')} |`).join('\n') + '\n';
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+  const steps: [string, () => Promise<void>][] = [
+    ['ingest', ingest],
+    ['latency', latency],
+    ['overhead', overhead],
+    ['throughput', throughput],
+    ['tail', tailCost],
+    ['sweep', sweepCost],
+  ];
+  for (const [name, step] of steps) {
+    if (only && !only.includes(name)) continue;
+    console.error(`[bench] ${name}…`);
+    await step();
+  }
+  const command = `npm run bench${QUICK || only ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const md = `${table()}`;
+  console.log(`\n${md}`);
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench', 'results', `${stamp}.json`), JSON.stringify({ started, command, machine: machine(), quick: QUICK, rows, raw }, null, 2) + '\n');
+  writeFileSync(
+    join(ROOT, 'docs', 'benchmarks.md'),
+    `# Benchmarks\n\nLatest run: \`${command}\` on ${started.toISOString()}, ${machine()}.\n` +
+      `Every ratio is Flashpods against its baseline, measured in the same run on the same machine ` +
+      `(shared and noisy: compare ratios, not absolute times). Raw numbers: \`bench/results/${stamp}.json\`.\n\n${md}`,
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
