@@ -4,7 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
 bash scripts/ensure-docker.sh
+bash scripts/ensure-browser.sh
 npm run build
+# ts-jest only transpiles: type-check every spec and test helper here.
+npx tsc -p tsconfig.spec.json
 results=$(mktemp /tmp/flashpods-jest-XXXXXX.json)
 status=0
 NODE_OPTIONS=--max-old-space-size=4096 npx jest --ci --maxWorkers=2 --json --outputFile="$results" "$@" || status=$?

@@ -36,6 +36,22 @@ describe('container isolation and secrets (real containers)', () => {
     expect(out.some((l) => /docker\.sock.*No such file/.test(l))).toBe(true);
   });
 
+  it('contains a fork storm with the pids limit: forks fail inside, the host and the runner carry on', async () => {
+    const job = await runToEnd({
+      command: ['sh', '-c', 'i=0; while [ $i -lt 200 ]; do sleep 3 & i=$((i+1)); done 2>/dev/null; echo "tried 200"; ls /proc | grep -c "^[0-9]"'],
+      limits: { pids: 16 },
+      timeout_seconds: 20,
+    });
+    expect(job.status).toBe('completed');
+    const out = await lines(job.id);
+    expect(out).toContain('tried 200');
+    const alive = Number(out[out.indexOf('tried 200') + 1]);
+    expect(alive).toBeGreaterThan(1);
+    expect(alive).toBeLessThanOrEqual(16);
+    const next = await runToEnd({ command: ['echo', 'still fine'] });
+    expect(next.status).toBe('completed');
+  });
+
   it('injects secrets as env vars, masks them in every stored and streamed line even when split across writes, and keeps them out of the API, Postgres and Redis', async () => {
     const secret = 'sup3r-s3cret-value';
     const job = await runToEnd({

@@ -38,7 +38,7 @@ describe('janitor (real services)', () => {
       headers: { authorization: `Basic ${Buffer.from(`admin:${stack.token}`).toString('base64')}` },
     });
     expect(board.status).toBe(200);
-    const queues = (await board.json()).queues.map((q: { name: string }) => q.name);
+    const queues = ((await board.json()) as { queues: { name: string }[] }).queues.map((q: { name: string }) => q.name);
     expect(queues).toEqual(expect.arrayContaining(['jobs', 'janitor']));
   });
 });

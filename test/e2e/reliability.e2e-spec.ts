@@ -139,7 +139,7 @@ describe('reliability: kill anything, lose nothing', () => {
     });
     expect(done).toMatchObject({ status: 'failed', error: { code: 'runner_lost' } });
     expect(detectedMs).toBeLessThan(3000 + 7000);
-    const out = await (await stack.request('GET', `/jobs/${job.id}/output`)).json();
+    const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output: string };
     expect(out.output).toMatch(/working\n.*failed: runner_lost/s);
     const docker = new Docker();
     await waitFor('the orphan container to go', async () =>
@@ -209,7 +209,7 @@ describe('horizontal scale: three runners share the queue', () => {
     expect(three.jobs.every((j) => j.status === 'completed')).toBe(true);
     expect(new Set(three.jobs.map((j) => j.runner_id)).size).toBe(3);
     for (const j of three.jobs) {
-      const out = await (await stack.request('GET', `/jobs/${j.id}/output`)).json();
+      const out = (await (await stack.request('GET', `/jobs/${j.id}/output`)).json()) as { output: string };
       expect((out.output.match(/starting container/g) ?? []).length).toBe(1);
     }
     // Per job: one runner at concurrency 2 vs three of them.

@@ -110,7 +110,7 @@ describe('rate limit', () => {
       statuses.push(res.status);
       if (res.status === 429) {
         retryAfter = res.headers.get('retry-after');
-        expect((await res.json()).error).toBe('rate_limited');
+        expect(((await res.json()) as { error: string }).error).toBe('rate_limited');
       }
     }
     // The token creation above was the first request of the admin's window.

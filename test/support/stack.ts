@@ -48,9 +48,13 @@ export class Stack {
     const port = await freePort();
     const world = await createTestWorld({ API_PORT: String(port), API_HOST: '127.0.0.1', ...env });
     const stack = new Stack(world, `http://127.0.0.1:${port}`);
-    // Migrate once up front so the services do not race on a fresh database in every test.
     for (const s of services) stack.startService(s);
-    await stack.waitReady();
+    try {
+      await stack.waitReady();
+    } catch (err) {
+      await stack.stop().catch(() => undefined);
+      throw err;
+    }
     return stack;
   }
 

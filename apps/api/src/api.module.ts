@@ -19,6 +19,7 @@ import { JobsController } from './jobs/jobs.controller';
 import { JobsService } from './jobs/jobs.service';
 import { JobLogsController } from './logs/job-logs.controller';
 import { JobLogsService } from './logs/job-logs.service';
+import { UiController } from './ui.controller';
 import { LogStreamService } from './logs/log-stream.service';
 
 @Module({
@@ -33,7 +34,7 @@ import { LogStreamService } from './logs/log-stream.service';
       { name: QueueName.Janitor, adapter: BullMQAdapter },
     ),
   ],
-  controllers: [HealthController, MetricsController, JobsController, JobLogsController, TokensController],
+  controllers: [UiController, HealthController, MetricsController, JobsController, JobLogsController, TokensController],
   providers: [
     TokenService,
     RateLimiter,

@@ -60,35 +60,31 @@ export async function connectWithRetry(
   }
 }
 
-/** Creates the database named in `url` when it does not exist (local runs and tests). */
-export async function ensureDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
-  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`refusing to create database with name "${name}"`);
+/** Runs `work` on a connection to the `postgres` database of the server in `url`, with the database name checked. */
+async function withMaintenanceConnection(url: string, work: (ds: DataSource, name: string) => Promise<void>): Promise<void> {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`refusing to manage a database named "${name}"`);
   const admin = new URL(url);
   admin.pathname = '/postgres';
-  const ds = new DataSource({ type: 'postgres', url: admin.toString() });
-  await ds.initialize();
+  const ds = await new DataSource({ type: 'postgres', url: admin.toString() }).initialize();
   try {
-    const rows: unknown[] = await ds.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (rows.length === 0) await ds.query(`CREATE DATABASE "${name}"`);
+    await work(ds, name);
   } finally {
     await ds.destroy();
   }
 }
 
+/** Creates the database named in `url` when it does not exist (local runs and tests). */
+export function ensureDatabase(url: string): Promise<void> {
+  return withMaintenanceConnection(url, async (ds, name) => {
+    const rows: unknown[] = await ds.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (rows.length === 0) await ds.query(`CREATE DATABASE "${name}"`);
+  });
+}
+
 /** Drops the database named in `url` (tests). */
-export async function dropDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
-  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`refusing to drop database with name "${name}"`);
-  const admin = new URL(url);
-  admin.pathname = '/postgres';
-  const ds = new DataSource({ type: 'postgres', url: admin.toString() });
-  await ds.initialize();
-  try {
+export function dropDatabase(url: string): Promise<void> {
+  return withMaintenanceConnection(url, async (ds, name) => {
     await ds.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  } finally {
-    await ds.destroy();
-  }
+  });
 }

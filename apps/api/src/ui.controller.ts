@@ -1,0 +1,37 @@
+import { Controller, Get, Header, Param, Res } from '@nestjs/common';
+import type { Response } from 'express';
+import { ApiExcludeController } from '@nestjs/swagger';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Public } from './auth/auth.guard';
+
+/** The web UI: static files read once from apps/api/assets. It asks for the token in the browser. */
+const ASSETS = join(__dirname, '..', 'assets');
+const FILES: Record<string, { type: string; body: string }> = {
+  'app.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(join(ASSETS, 'app.js'), 'utf8') },
+  'app.css': { type: 'text/css; charset=utf-8', body: readFileSync(join(ASSETS, 'app.css'), 'utf8') },
+};
+const INDEX = readFileSync(join(ASSETS, 'index.html'), 'utf8');
+
+@ApiExcludeController()
+@Public()
+@Controller()
+export class UiController {
+  @Get()
+  @Header('Content-Type', 'text/html; charset=utf-8')
+  index(): string {
+    return INDEX;
+  }
+
+  @Get('ui/:file')
+  asset(@Param('file') file: string, @Res() res: Response): void {
+    const found = Object.prototype.hasOwnProperty.call(FILES, file) ? FILES[file] : undefined;
+    if (!found) {
+      res.status(404).json({ error: 'not_found', message: 'no such file' });
+      return;
+    }
+    res.setHeader('Content-Type', found.type);
+    res.setHeader('Cache-Control', 'no-cache');
+    res.send(found.body);
+  }
+}
