@@ -10,12 +10,11 @@ import {
   StreamEntryType,
 } from '@flashpods/contracts';
 import { transitionJob } from '@flashpods/database';
-import { decodeLines } from '@flashpods/log-format';
 import Redis from 'ioredis';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { DataSource } from 'typeorm';
-import { LogFileWriter } from './log-file.writer';
+import { EncodedChunk, LogFileWriter } from './log-file.writer';
 
 interface OwnedJob {
   jobId: string;
@@ -201,15 +200,31 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
   }
 
   private async apply(job: OwnedJob, entries: RawEntry[]): Promise<void> {
+    // Consecutive line chunks are written together; a status entry first flushes what came before.
+    let pending: EncodedChunk[] = [];
+    let pendingLastId = job.cursor;
+    const writePending = async () => {
+      if (pending.length === 0) return;
+      await job.writer.appendChunks(pending);
+      job.statsDirty = true;
+      job.cursor = pendingLastId;
+      pending = [];
+    };
     for (const [rawId, rawFields] of entries) {
       const entryId = rawId.toString();
       const fields = toFieldMap(rawFields);
       const type = fields.get(LINES_FIELDS.type)?.toString();
       if (type === StreamEntryType.Lines) {
-        const lines = decodeLines(fields.get(LINES_FIELDS.data)!, Number(fields.get(LINES_FIELDS.firstSeq)));
-        await job.writer.append(lines);
-        job.statsDirty = true;
-      } else if (type === StreamEntryType.Status) {
+        pending.push({
+          data: fields.get(LINES_FIELDS.data)!,
+          firstSeq: Number(fields.get(LINES_FIELDS.firstSeq)),
+          count: Number(fields.get(LINES_FIELDS.count)),
+        });
+        pendingLastId = entryId;
+        continue;
+      }
+      await writePending();
+      if (type === StreamEntryType.Status) {
         const event = JSON.parse(fields.get(STATUS_FIELDS.event)!.toString()) as StatusEvent;
         await this.writeStats(job);
         await transitionJob(this.ds, job.jobId, event.status, {
@@ -227,6 +242,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       }
       job.cursor = entryId;
     }
+    await writePending();
     if (Date.now() - job.statsWrittenAt >= STATS_INTERVAL_MS) await this.writeStats(job);
     // Keep the last entry: it tells a re-attaching runner where the log stands.
     await this.redis.xtrim(this.keys.jobLog(job.jobId), 'MINID', job.cursor);

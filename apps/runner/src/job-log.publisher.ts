@@ -1,13 +1,12 @@
 import {
   isTerminal,
   LINES_FIELDS,
-  LogLine,
   LogStream,
   STATUS_FIELDS,
   StatusEvent,
   StreamEntryType,
 } from '@flashpods/contracts';
-import { encodedLineSize, encodeLines, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
+import { LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
 import Redis from 'ioredis';
 
 export interface PublisherSettings {
@@ -45,8 +44,18 @@ export function parseProgress(hash: Record<string, string>): ShipProgress {
   };
 }
 
-interface Pending extends LogLine {
-  /** The publisher's counters right after this line was queued: the progress once it is shipped. */
+const POOL_SIZE = 4;
+
+/** Room kept for the truncation marker, which may replace a shorter line. */
+const MARKER_ROOM = 64;
+
+/** A chunk on its way: encoded lines, and the publisher's counters right after its last line. */
+interface Chunk {
+  /** The whole buffer the chunk was built in, returned to the pool once shipped. */
+  backing: Buffer;
+  data: Buffer;
+  firstSeq: number;
+  count: number;
   after: ShipProgress;
 }
 
@@ -56,8 +65,13 @@ interface Pending extends LogLine {
  * serialised, so the stream holds lines and events in the order they were produced.
  */
 export class JobLogPublisher {
-  private pending: Pending[] = [];
-  private pendingBytes = 0;
+  /** Lines are encoded straight into this buffer as they come: no copy or object per line. */
+  private buf: Buffer;
+  private bufLen = 0;
+  private bufCount = 0;
+  private bufFirstSeq = 0;
+  /** Chunk buffers Redis has acknowledged, reused rather than left to the GC (bounds the RSS). */
+  private readonly pool: Buffer[] = [];
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
@@ -72,6 +86,7 @@ export class JobLogPublisher {
     progress: ShipProgress = NO_PROGRESS,
   ) {
     this.queued = { ...progress };
+    this.buf = Buffer.allocUnsafe(settings.chunkMaxBytes);
   }
 
   get lastSeq(): number {
@@ -90,6 +105,12 @@ export class JobLogPublisher {
    */
   line(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
     if (this.failure) throw this.failure;
+    // A chunk that cannot take this line (or the marker, if it becomes one) goes first, with the
+    // counters as they are before this line: its recorded progress must not include it.
+    if (this.bufCount > 0 && this.bufLen + LINE_HEADER_BYTES + text.length + MARKER_ROOM > this.buf.length) {
+      const full = this.take()!;
+      void this.enqueue(() => this.ship(full)).catch(() => undefined);
+    }
     const q = this.queued;
     if (stream === LogStream.Stdout) q.stdout++;
     else if (stream === LogStream.Stderr) q.stderr++;
@@ -102,10 +123,9 @@ export class JobLogPublisher {
     }
     q.bytes += size;
     q.seq++;
-    this.pending.push({ seq: q.seq, ts, stream, text, after: { ...q } });
-    this.pendingBytes += encodedLineSize(text);
+    this.encode(q.seq, ts, stream, text);
     // Backpressure promises never reject: a shipping failure is thrown by the next call instead.
-    if (this.pendingBytes >= this.settings.chunkMaxBytes) return this.flush().catch(() => undefined);
+    if (this.bufLen >= this.settings.chunkMaxBytes) return this.flush().catch(() => undefined);
     this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), this.settings.chunkMaxDelayMs);
     return undefined;
   }
@@ -132,11 +152,45 @@ export class JobLogPublisher {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const lines = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
+    const chunk = this.take();
     // With nothing queued this still waits for the chunks already on their way.
-    return this.enqueue(() => (lines.length ? this.ship(lines) : Promise.resolve()));
+    return this.enqueue(() => (chunk ? this.ship(chunk) : Promise.resolve()));
+  }
+
+  /** Appends one line (chunk codec format) to the chunk being built; `line()` made room. */
+  private encode(seq: number, ts: number, stream: LogStream, text: Buffer): void {
+    const need = LINE_HEADER_BYTES + text.length;
+    if (this.bufLen + need > this.buf.length) {
+      // Only a line longer than a whole chunk gets here, into an empty chunk of its own size.
+      const bigger = Buffer.allocUnsafe(this.bufLen + need);
+      this.buf.copy(bigger, 0, 0, this.bufLen);
+      this.buf = bigger;
+    }
+    if (this.bufCount === 0) this.bufFirstSeq = seq;
+    const b = this.buf;
+    let at = this.bufLen;
+    b[at] = stream;
+    b.writeDoubleBE(ts, at + 1);
+    b.writeUInt32BE(text.length, at + 9);
+    text.copy(b, at + LINE_HEADER_BYTES);
+    this.bufLen = at + need;
+    this.bufCount++;
+  }
+
+  /** The chunk built so far (with the counters as they stand, i.e. after its last line), and a fresh buffer. */
+  private take(): Chunk | undefined {
+    if (this.bufCount === 0) return undefined;
+    const chunk: Chunk = {
+      backing: this.buf,
+      data: this.buf.subarray(0, this.bufLen),
+      firstSeq: this.bufFirstSeq,
+      count: this.bufCount,
+      after: { ...this.queued },
+    };
+    this.buf = this.pool.pop() ?? Buffer.allocUnsafe(this.settings.chunkMaxBytes);
+    this.bufLen = 0;
+    this.bufCount = 0;
+    return chunk;
   }
 
   private enqueue(work: () => Promise<void>): Promise<void> {
@@ -150,8 +204,8 @@ export class JobLogPublisher {
     return run;
   }
 
-  private async ship(lines: Pending[]): Promise<void> {
-    const p = lines[lines.length - 1].after;
+  private async ship(chunk: Chunk): Promise<void> {
+    const p = chunk.after;
     const reply = await this.redis
       .multi()
       .xadd(
@@ -160,15 +214,17 @@ export class JobLogPublisher {
         LINES_FIELDS.type,
         StreamEntryType.Lines,
         LINES_FIELDS.firstSeq,
-        String(lines[0].seq),
+        String(chunk.firstSeq),
         LINES_FIELDS.count,
-        String(lines.length),
+        String(chunk.count),
         LINES_FIELDS.data,
-        encodeLines(lines),
+        chunk.data,
       )
       .hset(this.progressKey, { seq: p.seq, stdout: p.stdout, stderr: p.stderr, bytes: p.bytes, truncated: p.truncated ? '1' : '0' })
       .xlen(this.streamKey)
       .exec();
+    // The reply is in: the command, and the chunk's bytes with it, are written and done with.
+    if (chunk.backing.length === this.settings.chunkMaxBytes && this.pool.length < POOL_SIZE) this.pool.push(chunk.backing);
     let length = Number(reply?.[2]?.[1] ?? 0);
     // Backpressure: wait while the persister is behind. The container's pipe fills meanwhile.
     for (let delay = 5; length > this.settings.maxUnpersistedEntries; delay = Math.min(delay * 2, 100)) {

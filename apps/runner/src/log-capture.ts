@@ -50,7 +50,8 @@ export class LogCapture {
       this.skip[stream]--;
       return undefined;
     }
-    // Copy: the framer hands out views into transport buffers that may be reused.
-    return this.publisher.line(stream, Buffer.from(this.masker.mask(line)), ts);
+    // The publisher copies the bytes into its chunk at once, so a view into the transport's
+    // buffer is safe to pass.
+    return this.publisher.line(stream, this.masker.mask(line), ts);
   }
 }

@@ -1,7 +1,7 @@
 import { LogLine, LogStream } from '@flashpods/contracts';
 
 /** Per line: stream (u8), timestamp in ms (f64), length (u32), then the bytes. */
-const LINE_HEADER_BYTES = 13;
+export const LINE_HEADER_BYTES = 13;
 
 export function encodedLineSize(text: Buffer): number {
   return LINE_HEADER_BYTES + text.length;
