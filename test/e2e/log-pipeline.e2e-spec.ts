@@ -1,6 +1,6 @@
 import { readEvents } from '../support/sse';
-import { Stack } from '../support/stack';
-import { TEST_IMAGE } from '../support/test-env';
+import { freePort, Stack } from '../support/stack';
+import { TEST_IMAGE, waitFor } from '../support/test-env';
 
 const PREFIX = /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] /;
 const PREFIX_BYTES = 15;
@@ -175,6 +175,27 @@ describe('log pipeline (real containers)', () => {
     // Read-your-writes: the stored log holds exactly what was streamed.
     const job = await stack.json('GET', `/jobs/${created.body.id}`);
     expect(job.body.log.lines).toBe(lines.length);
+  });
+});
+
+describe('several API instances', () => {
+  let stack: Stack;
+  beforeAll(async () => (stack = await Stack.start(['api', 'runner', 'persister'])), 60000);
+  afterAll(() => stack?.stop());
+
+  it('streams a job submitted through one instance from another, to its end', async () => {
+    const port = await freePort();
+    stack.startService('api', 'api-2', { API_PORT: String(port) });
+    const second = `http://127.0.0.1:${port}`;
+    await waitFor('the second API', async () => ((await fetch(`${second}/ready`).catch(() => undefined))?.ok ? true : undefined), 30000, 200);
+    const created = await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE,
+      command: ['sh', '-c', 'i=1; while [ $i -le 100 ]; do echo "n $i"; i=$((i+1)); sleep 0.01; done'],
+    });
+    const events = await readEvents(`${second}/jobs/${created.body.id}/logs/stream`, { authorization: `Bearer ${stack.token}` }, (e) => e.event === 'end');
+    const lines = events.filter((e) => e.event === 'line').map((e) => JSON.parse(e.data).line as string);
+    expect(lines.filter((l) => l.startsWith('n '))).toEqual(Array.from({ length: 100 }, (_, i) => `n ${i + 1}`));
+    expect(JSON.parse(events[events.length - 1].data).status).toBe('completed');
   });
 });
 

@@ -17,7 +17,7 @@ const ROOT = (() => {
   return dir;
 })();
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
