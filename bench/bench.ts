@@ -378,7 +378,7 @@ async function main(): Promise<void> {
     join(ROOT, 'docs', 'benchmarks.md'),
     `# Benchmarks\n\nLatest run: \`${command}\` on ${started.toISOString()}, ${machine()}.\n` +
       `Every ratio is Flashpods against its baseline, measured in the same run on the same machine ` +
-      `(shared and noisy: compare ratios, not absolute times). Raw numbers: \`bench/results/${stamp}.json\`.\n\n${md}`,
+      `(shared and noisy: compare ratios, not absolute times). Raw numbers: \`bench/results/${stamp}.json\`; earlier runs beside it.\n\n${md}`,
   );
 }
 

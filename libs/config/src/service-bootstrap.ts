@@ -1,4 +1,5 @@
-import { ConsoleLogger, LoggerService } from '@nestjs/common';
+import { ConsoleLogger, LoggerService, Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import Redis from 'ioredis';
 import { ConfigError, FlashpodsConfig, getConfig } from './flashpods.config';
 import { assertNoEviction, createRedis } from './redis.factory';
@@ -44,4 +45,19 @@ export async function preflight(service: string): Promise<FlashpodsConfig> {
     redis.disconnect();
   }
   return config;
+}
+
+/**
+ * Starts a service with no HTTP port (runner, persister, janitor): checks first, then the Nest
+ * application context with shutdown hooks, then one line saying it is ready and how.
+ */
+export async function startWorkerService(
+  service: string,
+  module: Type<unknown>,
+  describe: (config: FlashpodsConfig) => string,
+): Promise<void> {
+  const config = await preflight(service);
+  const app = await NestFactory.createApplicationContext(module, { logger: createServiceLogger(config, service) });
+  app.enableShutdownHooks();
+  console.log(`${service} ready: ${describe(config)}`);
 }

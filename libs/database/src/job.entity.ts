@@ -92,3 +92,29 @@ export class JobEntity {
   @Column('bigint', { name: 'log_last_seq', transformer: bigintAsNumber })
   logLastSeq!: number;
 }
+
+/** What a job row is when it is submitted; `init` holds what the submitter chose. */
+export function newJobEntity(
+  init: Pick<JobEntity, 'id' | 'tenant' | 'image' | 'command' | 'env' | 'secretNames' | 'timeoutSeconds' | 'limits' | 'labels' | 'network'> &
+    Partial<JobEntity>,
+): JobEntity {
+  const now = new Date();
+  return Object.assign(new JobEntity(), {
+    status: JobStatus.Pending,
+    exitCode: null,
+    errorCode: null,
+    errorMessage: null,
+    runnerId: null,
+    createdAt: now,
+    startedAt: null,
+    runningAt: null,
+    finishedAt: null,
+    cleanedAt: null,
+    updatedAt: now,
+    logBytes: 0,
+    logLines: 0,
+    logTruncated: false,
+    logLastSeq: 0,
+    ...init,
+  });
+}

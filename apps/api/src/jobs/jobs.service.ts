@@ -2,7 +2,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
 import { isTerminal, JobName, JobPayloads, JobStatus, QueueName, RedisKeys } from '@flashpods/contracts';
-import { JobEntity, transitionJob } from '@flashpods/database';
+import { JobEntity, newJobEntity, transitionJob } from '@flashpods/database';
 import { indexFileName, logFileName } from '@flashpods/log-format';
 import { Queue } from 'bullmq';
 import Redis from 'ioredis';
@@ -35,11 +35,9 @@ export class JobsService {
 
   async create(body: CreateJobBody, caller: Caller): Promise<JobEntity> {
     const j = this.config.jobs;
-    const now = new Date();
-    const job = Object.assign(new JobEntity(), {
+    const job = newJobEntity({
       id: randomUUID(),
       tenant: caller.tenant,
-      status: JobStatus.Pending,
       image: body.image,
       command: body.command ?? null,
       env: body.env ?? {},
@@ -52,20 +50,6 @@ export class JobsService {
       },
       labels: body.labels ?? {},
       network: body.network ?? false,
-      exitCode: null,
-      errorCode: null,
-      errorMessage: null,
-      runnerId: null,
-      createdAt: now,
-      startedAt: null,
-      runningAt: null,
-      finishedAt: null,
-      cleanedAt: null,
-      updatedAt: now,
-      logBytes: 0,
-      logLines: 0,
-      logTruncated: false,
-      logLastSeq: 0,
     });
     await this.ds.getRepository(JobEntity).insert(job);
     if (body.secrets && Object.keys(body.secrets).length) {
