@@ -99,11 +99,7 @@ export class SweepsService {
     const ids = [...byJob.keys()];
     for (let i = 0; i < ids.length; i += BATCH) {
       const chunk = ids.slice(i, i + BATCH);
-      const rows: { id: string; status: JobStatus }[] = await this.ds.query(
-        `SELECT id::text, status FROM jobs WHERE id = ANY($1::uuid[])`,
-        [chunk],
-      );
-      const known = new Map(rows.map((r) => [r.id, r.status]));
+      const known = await this.statusesOf(chunk);
       for (const id of chunk) {
         const status = known.get(id);
         if (status !== undefined && status !== JobStatus.Cleaned) continue;
@@ -130,11 +126,8 @@ export class SweepsService {
       cursor = next;
       const ids = keys.map((k) => k.slice(prefix.length)).filter((id) => /^[0-9a-f-]{36}$/.test(id));
       if (ids.length === 0) continue;
-      const rows: { id: string; status: JobStatus }[] = await this.ds.query(
-        `SELECT id::text, status FROM jobs WHERE id = ANY($1::uuid[])`,
-        [ids],
-      );
-      const live = new Set(rows.filter((r) => !TERMINAL_STATUSES.includes(r.status) && r.status !== JobStatus.Cleaned).map((r) => r.id));
+      const known = await this.statusesOf(ids);
+      const live = new Set([...known].filter(([, s]) => !TERMINAL_STATUSES.includes(s) && s !== JobStatus.Cleaned).map(([id]) => id));
       for (const id of ids) {
         if (live.has(id)) continue;
         // A finished job's stream already has a TTL; only streams without one are orphans.
@@ -142,6 +135,15 @@ export class SweepsService {
       }
     } while (cursor !== '0');
     return removed;
+  }
+
+  /** The status of each of `ids` that still has a job row. */
+  private async statusesOf(ids: string[]): Promise<Map<string, JobStatus>> {
+    const rows: { id: string; status: JobStatus }[] = await this.ds.query(
+      `SELECT id::text, status FROM jobs WHERE id = ANY($1::uuid[])`,
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.id, r.status]));
   }
 
   /** Deletes a terminal job's log and index, then marks it `cleaned`. */

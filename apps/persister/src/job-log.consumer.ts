@@ -14,6 +14,7 @@ import Redis from 'ioredis';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { DataSource } from 'typeorm';
+import { streamEntryFields } from '@flashpods/log-format';
 import { EncodedChunk, LogFileWriter } from './log-file.writer';
 
 interface OwnedJob {
@@ -212,7 +213,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     };
     for (const [rawId, rawFields] of entries) {
       const entryId = rawId.toString();
-      const fields = toFieldMap(rawFields);
+      const fields = streamEntryFields(rawFields);
       const type = fields.get(LINES_FIELDS.type)?.toString();
       if (type === StreamEntryType.Lines) {
         pending.push({
@@ -266,12 +267,6 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     // Live readers may still be catching up from the stream; it goes after a grace period.
     await this.redis.expire(this.keys.jobLog(job.jobId), 300);
   }
-}
-
-function toFieldMap(raw: Buffer[]): Map<string, Buffer> {
-  const map = new Map<string, Buffer>();
-  for (let i = 0; i + 1 < raw.length; i += 2) map.set(raw[i].toString(), raw[i + 1]);
-  return map;
 }
 
 function sleep(ms: number): Promise<void> {

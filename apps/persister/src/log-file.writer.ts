@@ -4,6 +4,7 @@ import {
   encodeLines,
   formatTimePrefix,
   LINE_HEADER_BYTES,
+  storedLineBytes,
   TIME_PREFIX_BYTES,
   INDEX_RECORD_BYTES,
   IndexFlags,
@@ -16,7 +17,6 @@ import {
 import { FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 
-const PREFIX_BYTES = TIME_PREFIX_BYTES;
 
 /** Lines as they travel, encoded by the chunk codec. */
 export interface EncodedChunk {
@@ -95,7 +95,7 @@ export class LogFileWriter {
       capacity += c.data.length + 3 * c.count;
       lineCount += c.count;
     }
-    const out = Buffer.allocUnsafe(capacity + this.marker.length + PREFIX_BYTES + 1);
+    const out = Buffer.allocUnsafe(capacity + storedLineBytes(this.marker.length));
     const index = Buffer.allocUnsafe(lineCount * INDEX_RECORD_BYTES);
     let o = 0;
     let records = 0;
@@ -114,7 +114,7 @@ export class LogFileWriter {
         next.lastSeq = seq;
         if (next.truncated) continue;
         const prefix = this.prefixFor(ts);
-        let length = PREFIX_BYTES + len + 1;
+        let length = storedLineBytes(len);
         let level: LogLevel;
         let flags = 0;
         let recordStream = stream;
@@ -123,17 +123,15 @@ export class LogFileWriter {
         const isMarker = stream === LogStream.System && len === this.marker.length && this.marker.equals(data.subarray(start, at));
         prefix.copy(out, o);
         if (isMarker || next.bytes + length > this.maxBytes) {
-          this.marker.copy(out, o + PREFIX_BYTES);
-          length = PREFIX_BYTES + this.marker.length + 1;
+          this.marker.copy(out, o + TIME_PREFIX_BYTES);
+          length = storedLineBytes(this.marker.length);
           flags = IndexFlags.Marker;
           recordStream = LogStream.System;
           level = LogLevel.Warn;
           next.truncated = true;
         } else {
-          data.copy(out, o + PREFIX_BYTES, start, at);
-          level = data[start] === 0x7b || data[start] === 0x20 || data[start] === 0x09
-            ? detectLevel(stream, data.subarray(start, at))
-            : stream === LogStream.Stderr ? LogLevel.Error : LogLevel.Info;
+          data.copy(out, o + TIME_PREFIX_BYTES, start, at);
+          level = detectLevel(stream, data, start, at);
         }
         out[o + length - 1] = 0x0a;
         writeIndexRecord({ seq, ts, offset: next.bytes, length, stream: recordStream, level, flags }, index, records * INDEX_RECORD_BYTES);

@@ -1,5 +1,5 @@
 import { LogStream, redisKeys } from '@flashpods/contracts';
-import { decodeLines } from '@flashpods/log-format';
+import { decodeLines, streamEntryFields } from '@flashpods/log-format';
 import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { JobLogPublisher, parseProgress } from './job-log.publisher';
@@ -16,8 +16,7 @@ describe('JobLogPublisher (real Redis)', () => {
   async function onStream(jobId: string) {
     const entries = await redis.xrangeBuffer(keys.jobLog(jobId), '-', '+');
     return entries.flatMap(([, fields]) => {
-      const m = new Map<string, Buffer>();
-      for (let i = 0; i < fields.length; i += 2) m.set(fields[i].toString(), fields[i + 1]);
+      const m = streamEntryFields(fields);
       return m.get('t')?.toString() === 'lines' ? decodeLines(m.get('d')!, Number(m.get('s'))) : [];
     });
   }

@@ -115,7 +115,7 @@ export class JobLogPublisher {
     if (stream === LogStream.Stdout) q.stdout++;
     else if (stream === LogStream.Stderr) q.stderr++;
     if (q.truncated) return undefined;
-    const size = storedLineBytes(text);
+    const size = storedLineBytes(text.length);
     if (q.bytes + size > this.settings.logMaxBytes) {
       q.truncated = true;
       stream = LogStream.System;

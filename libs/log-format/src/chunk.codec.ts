@@ -3,7 +3,7 @@ import { LogLine, LogStream } from '@flashpods/contracts';
 /** Per line: stream (u8), timestamp in ms (f64), length (u32), then the bytes. */
 export const LINE_HEADER_BYTES = 13;
 
-export function encodedLineSize(text: Buffer): number {
+function encodedLineSize(text: Buffer): number {
   return LINE_HEADER_BYTES + text.length;
 }
 
@@ -24,6 +24,13 @@ export function encodeLines(lines: readonly LogLine[]): Buffer {
 }
 
 export class ChunkDecodeError extends Error {}
+
+/** The fields of a Redis stream entry read as Buffers (`[name, value, name, value, …]`). */
+export function streamEntryFields(raw: readonly Buffer[]): Map<string, Buffer> {
+  const fields = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < raw.length; i += 2) fields.set(raw[i].toString(), raw[i + 1]);
+  return fields;
+}
 
 export function decodeLines(data: Buffer, firstSeq: number): LogLine[] {
   const lines: LogLine[] = [];

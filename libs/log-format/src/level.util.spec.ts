@@ -14,4 +14,11 @@ describe('detectLevel', () => {
   ])('%s %s → %s', (stream, text, level) => {
     expect(detectLevel(stream, Buffer.from(text))).toBe(level);
   });
+
+  it('reads only the given range of a larger buffer', () => {
+    const buf = Buffer.from('xx{"level":"warn"}{"level":"fatal"}');
+    expect(detectLevel(LogStream.Stdout, buf, 2, 18)).toBe(LogLevel.Warn);
+    expect(detectLevel(LogStream.Stdout, buf, 18, buf.length)).toBe(LogLevel.Fatal);
+    expect(detectLevel(LogStream.Stderr, buf, 0, 2)).toBe(LogLevel.Error);
+  });
 });

@@ -27,15 +27,19 @@ function numericLevel(n: number): LogLevel | undefined {
   return undefined;
 }
 
-/** stdout → info, stderr → error, system → info, unless the line is JSON with a `level` field. */
-export function detectLevel(stream: LogStream, text: Buffer): LogLevel {
+/**
+ * stdout → info, stderr → error, system → info, unless the line is JSON with a `level` field.
+ * The line is `text[start, end)`, so a caller walking a larger buffer need not slice it.
+ */
+export function detectLevel(stream: LogStream, text: Buffer, start = 0, end = text.length): LogLevel {
   const fallback = stream === LogStream.Stderr ? LogLevel.Error : LogLevel.Info;
-  if (stream === LogStream.System || text.length < 2 || text.length > JSON_LEVEL_MAX_BYTES) return fallback;
-  let first = 0;
-  while (first < text.length && (text[first] === 0x20 || text[first] === 0x09)) first++;
+  const length = end - start;
+  if (stream === LogStream.System || length < 2 || length > JSON_LEVEL_MAX_BYTES) return fallback;
+  let first = start;
+  while (first < end && (text[first] === 0x20 || text[first] === 0x09)) first++;
   if (text[first] !== 0x7b /* { */) return fallback;
   try {
-    const parsed: unknown = JSON.parse(text.toString('utf8'));
+    const parsed: unknown = JSON.parse(text.toString('utf8', start, end));
     if (parsed === null || typeof parsed !== 'object') return fallback;
     const level = (parsed as Record<string, unknown>).level;
     if (typeof level === 'string') return ALIASES[level.toLowerCase()] ?? fallback;

@@ -10,7 +10,7 @@ export function formatTimePrefix(ms: number): string {
 /** Byte length of every prefix: `[HH:MM:SS.mmm] `. */
 export const TIME_PREFIX_BYTES = 15;
 
-/** Bytes a line of `text` takes in the log file: prefix, text, newline. */
-export function storedLineBytes(text: Buffer): number {
-  return TIME_PREFIX_BYTES + text.length + 1;
+/** Bytes a line of `textBytes` takes in the log file: prefix, text, newline. The cap counts these. */
+export function storedLineBytes(textBytes: number): number {
+  return TIME_PREFIX_BYTES + textBytes + 1;
 }

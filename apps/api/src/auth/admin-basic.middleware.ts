@@ -1,8 +1,9 @@
 import { getConfig } from '@flashpods/config';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
+import { digest } from './token.service';
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
+let adminDigest: Buffer | undefined;
 
 /**
  * Bull Board is for the admin only: HTTP Basic with the admin token as the password (any user
@@ -10,6 +11,7 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
  */
 export function adminOnly(req: Request, res: Response, next: NextFunction): void {
   const admin = getConfig().api.adminToken;
+  if (admin) adminDigest ??= digest(admin);
   const header = req.headers.authorization ?? '';
   let presented: string | undefined;
   const bearer = /^Bearer\s+(\S+)$/i.exec(header);
@@ -19,7 +21,7 @@ export function adminOnly(req: Request, res: Response, next: NextFunction): void
     const decoded = Buffer.from(basic[1], 'base64').toString();
     presented = decoded.slice(decoded.indexOf(':') + 1);
   }
-  if (admin && presented !== undefined && timingSafeEqual(digest(presented), digest(admin))) {
+  if (adminDigest && presented !== undefined && timingSafeEqual(digest(presented), adminDigest)) {
     next();
     return;
   }

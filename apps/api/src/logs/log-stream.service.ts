@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { REDIS, REDIS_KEYS } from '@flashpods/config';
 import { isTerminal, JobStatus, LINES_FIELDS, RedisKeys, StreamEntryType } from '@flashpods/contracts';
-import { decodeLines, detectLevel } from '@flashpods/log-format';
+import { decodeLines, detectLevel, streamEntryFields } from '@flashpods/log-format';
 import type { Request, Response } from 'express';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
@@ -62,10 +62,11 @@ export class LogStreamService {
     try {
       while (!closed) {
         await drainFile();
-        const status = await this.status(jobId);
-        if (status === undefined || isTerminal(status) || status === JobStatus.Cleaned) {
+        const row = await this.jobRow(jobId);
+        if (row === undefined || isTerminal(row.status) || row.status === JobStatus.Cleaned) {
           await drainFile();
-          res.write(`event: end\ndata: ${JSON.stringify(await this.endPayload(jobId, status))}\n\n`);
+          const end = { status: row?.status ?? 'deleted', exit_code: row?.exit_code ?? null, error_code: row?.error_code ?? null };
+          res.write(`event: end\ndata: ${JSON.stringify(end)}\n\n`);
           break;
         }
         streamId = await this.followStream(reader, jobId, streamId, () => after, send);
@@ -95,8 +96,7 @@ export class LogStreamService {
     )) as [Buffer, [Buffer, Buffer[]][]][] | null;
     let id = streamId;
     for (const [entryId, raw] of reply?.[0]?.[1] ?? []) {
-      const fields = new Map<string, Buffer>();
-      for (let i = 0; i + 1 < raw.length; i += 2) fields.set(raw[i].toString(), raw[i + 1]);
+      const fields = streamEntryFields(raw);
       if (fields.get(LINES_FIELDS.type)?.toString() === StreamEntryType.Lines) {
         const lines = decodeLines(fields.get(LINES_FIELDS.data)!, Number(fields.get(LINES_FIELDS.firstSeq)));
         if (lines.length && lines[0].seq > after() + 1 && lines[lines.length - 1].seq > after()) {
@@ -111,16 +111,11 @@ export class LogStreamService {
     return id;
   }
 
-  private async status(jobId: string): Promise<JobStatus | undefined> {
-    const rows: { status: JobStatus }[] = await this.ds.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
-    return rows[0]?.status;
-  }
-
-  private async endPayload(jobId: string, status: JobStatus | undefined) {
-    const rows: { exit_code: number | null; error_code: string | null }[] = await this.ds.query(
-      'SELECT exit_code, error_code FROM jobs WHERE id = $1',
-      [jobId],
-    );
-    return { status: status ?? 'deleted', exit_code: rows[0]?.exit_code ?? null, error_code: rows[0]?.error_code ?? null };
+  /** What the stream needs of the job: whether it has ended, and how (for the `end` event). */
+  private async jobRow(
+    jobId: string,
+  ): Promise<{ status: JobStatus; exit_code: number | null; error_code: string | null } | undefined> {
+    const rows = await this.ds.query('SELECT status, exit_code, error_code FROM jobs WHERE id = $1', [jobId]);
+    return rows[0];
   }
 }
