@@ -14,10 +14,8 @@ import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { readEvents } from '../test/support/sse';
 import { Stack } from '../test/support/stack';
-import { TEST_IMAGE, waitFor } from '../test/support/test-env';
+import { FatalProbeError, TEST_IMAGE, waitFor } from '../test/support/test-env';
 
-/** The bench polls hard; the API's per-token rate limit must not be what it measures. */
-const UNLIMITED = { API_RATE_LIMIT_PER_MINUTE: '100000000' };
 
 const QUICK = process.argv.includes('--quick');
 const ROOT = (() => {
@@ -70,7 +68,8 @@ async function submitAndWait(stack: Stack, command: string[], timeoutMs = 600000
   return waitFor(
     'the job to finish',
     async () => {
-      const { body } = await stack.json('GET', `/jobs/${created.body.id}`);
+      const { status, body } = await stack.json('GET', `/jobs/${created.body.id}`);
+      if (status !== 200) throw new FatalProbeError(`GET /jobs answered ${status}`);
       return ['completed', 'failed', 'timed_out', 'cancelled'].includes(body.status) ? body : undefined;
     },
     timeoutMs,
@@ -95,7 +94,7 @@ async function ingest(): Promise<void> {
   const lines = QUICK ? 200_000 : 2_000_000;
   const line = '0123456789'.repeat(8).slice(0, 79); // 79 + newline = 80 bytes
   const cmd = ['sh', '-c', `yes ${line} | head -n ${lines}`];
-  const stack = await Stack.start(['api', 'runner', 'persister'], { ...UNLIMITED, LOG_MAX_BYTES: String(2 * 1024 ** 3), LOG_FORMAT: 'json' });
+  const stack = await Stack.start(['api', 'runner', 'persister'], { LOG_MAX_BYTES: String(2 * 1024 ** 3), LOG_FORMAT: 'json' });
   try {
     await submitAndWait(stack, ['true']); // warm-up
     const file = join(stack.world.logDir, 'baseline.out');
@@ -131,7 +130,7 @@ async function ingest(): Promise<void> {
 async function latency(): Promise<void> {
   const seconds = QUICK ? 3 : 10;
   const n = seconds * 100;
-  const stack = await Stack.start(['api', 'runner', 'persister'], UNLIMITED);
+  const stack = await Stack.start(['api', 'runner', 'persister']);
   try {
     const created = await stack.json('POST', '/jobs', {
       image: TEST_IMAGE,
@@ -170,7 +169,7 @@ async function latency(): Promise<void> {
 
 async function overhead(): Promise<void> {
   const n = QUICK ? 20 : 100;
-  const stack = await Stack.start(['api', 'runner', 'persister'], UNLIMITED);
+  const stack = await Stack.start(['api', 'runner', 'persister']);
   try {
     await submitAndWait(stack, ['echo', 'warm']);
     const base: number[] = [];
@@ -199,7 +198,7 @@ async function throughput(): Promise<void> {
   const n = QUICK ? 100 : 500;
   const results: Record<string, number> = {};
   for (const runners of [1, 2]) {
-    const stack = await Stack.start(['api', 'persister'], { ...UNLIMITED, RUNNER_CONCURRENCY: '4' });
+    const stack = await Stack.start(['api', 'persister'], { RUNNER_CONCURRENCY: '4' });
     try {
       for (let r = 0; r < runners; r++) stack.startService('runner', `runner-${r}`);
       await submitAndWait(stack, ['true']);
@@ -250,7 +249,7 @@ async function throughput(): Promise<void> {
 }
 
 async function tailCost(): Promise<void> {
-  const stack = await Stack.start(['api'], UNLIMITED);
+  const stack = await Stack.start(['api']);
   const ds = await createDataSource(stack.world.databaseUrl, 1).initialize();
   try {
     const sizes = { '1 MB': 1024 ** 2, '50 MB': 50 * 1024 ** 2 };

@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createTestWorld, TestWorld, waitFor } from './test-env';
+import { createTestWorld, FatalProbeError, TestWorld, waitFor } from './test-env';
 
 export type ServiceName = 'api' | 'runner' | 'persister' | 'janitor';
 
@@ -46,7 +46,8 @@ export class Stack {
     env: Record<string, string> = {},
   ): Promise<Stack> {
     const port = await freePort();
-    const world = await createTestWorld({ API_PORT: String(port), API_HOST: '127.0.0.1', ...env });
+    // Tests poll hard; only a test about rate limiting sets a limit it can reach.
+    const world = await createTestWorld({ API_PORT: String(port), API_HOST: '127.0.0.1', API_RATE_LIMIT_PER_MINUTE: '100000000', ...env });
     const stack = new Stack(world, `http://127.0.0.1:${port}`);
     for (const s of services) stack.startService(s);
     try {
@@ -99,7 +100,7 @@ export class Stack {
       'the API to be ready',
       async () => {
         for (const [name, p] of this.procs) {
-          if (p.exitCode !== null) throw new Error(`${name} exited with ${p.exitCode}: ${this.logsOf(name)}`);
+          if (p.exitCode !== null) throw new FatalProbeError(`${name} exited with ${p.exitCode}: ${this.logsOf(name)}`);
         }
         return (await fetch(`${this.baseUrl}/ready`).catch(() => undefined))?.ok ? true : undefined;
       },
@@ -134,7 +135,9 @@ export class Stack {
     const job = await waitFor(
       `job ${id} to finish`,
       async () => {
-        const { body } = await this.json('GET', `/jobs/${id}`);
+        const { status, body } = await this.json('GET', `/jobs/${id}`);
+        // Anything but 200 is an answer waiting will not change (a 429 once hid a whole minute here).
+        if (status !== 200) throw new FatalProbeError(`GET /jobs/${id} answered ${status}: ${JSON.stringify(body)}`);
         if (seen[seen.length - 1] !== body.status) seen.push(body.status);
         return ['completed', 'failed', 'timed_out', 'cancelled', 'cleaned'].includes(body.status) ? body : undefined;
       },

@@ -46,6 +46,9 @@ export async function createTestWorld(overrides: Record<string, string> = {}): P
   };
 }
 
+/** A probe failure that no amount of waiting will mend: `waitFor` gives up at once. */
+export class FatalProbeError extends Error {}
+
 /** Polls `probe` every `intervalMs` until it returns a value that is not undefined, or fails at the deadline. */
 export async function waitFor<T>(
   what: string,
@@ -60,7 +63,7 @@ export async function waitFor<T>(
       const v = await probe();
       if (v !== undefined) return v;
     } catch (err) {
-      if ((err as Error).message.includes('exited with')) throw err;
+      if (err instanceof FatalProbeError) throw err;
       last = err;
     }
     if (Date.now() > deadline) {
