@@ -7,6 +7,7 @@ COPY libs/contracts/package.json libs/contracts/
 COPY libs/config/package.json libs/config/
 COPY libs/database/package.json libs/database/
 COPY libs/log-format/package.json libs/log-format/
+COPY libs/job-stream/package.json libs/job-stream/
 COPY apps/api/package.json apps/api/
 COPY apps/runner/package.json apps/runner/
 COPY apps/persister/package.json apps/persister/

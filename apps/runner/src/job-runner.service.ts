@@ -2,21 +2,26 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
 import { JobErrorCode, JobStatus, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { JobEntity, transitionJob } from '@flashpods/database';
+import { isFenced, JobLogPublisher, parseProgress, ShipProgress, takeJobStream } from '@flashpods/job-stream';
 import { SecretMasker } from '@flashpods/log-format';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { EXECUTOR, ExecFailure, ExecIO, ExecResult, Executor, Orphan } from './executors/executor';
-import { JobLogPublisher, ShipProgress } from './job-log.publisher';
 import { LogCapture } from './log-capture';
 
 type KillReason = 'timeout' | 'cancel';
 
+/** Tries at reporting a job's end through its stream before falling back to Postgres alone. */
+const REPORT_ATTEMPTS = 3;
+
 /**
  * Runs jobs from claim to terminal status, and resumes the ones a previous run of this runner
  * left behind. The claim (`pending → starting`) is a conditional update in Postgres, so a job
- * cancelled or taken elsewhere is never run twice. Everything after the claim goes through the
- * job's Redis stream, so the persister stores the terminal status only after the last line is
- * on disk.
+ * cancelled or taken elsewhere is never run twice; then the runner takes the job's stream (a
+ * fence: see libs/job-stream), so that once anyone else takes it over (the janitor ending a job
+ * it believes lost) nothing more of this runner lands. Everything after the claim goes through
+ * the job's stream, so the persister stores the terminal status only after the last line is on
+ * disk. A failure of one job (a Redis error, a dead container) ends that job, never the process.
  */
 @Injectable()
 export class JobRunnerService {
@@ -49,11 +54,10 @@ export class JobRunnerService {
     return kill !== undefined;
   }
 
-  publisherFor(jobId: string, progress?: ShipProgress): JobLogPublisher {
+  publisherFor(jobId: string, token: string, progress?: ShipProgress): JobLogPublisher {
     return new JobLogPublisher(
       this.redis,
-      this.keys.jobLog(jobId),
-      this.keys.jobProgress(jobId),
+      { keys: this.keys, jobId, token },
       { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes },
       progress,
     );
@@ -70,9 +74,21 @@ export class JobRunnerService {
       this.log.log(`job ${jobId} is ${job.status}, not pending; skipped`);
       return;
     }
-    await this.redis.xadd(this.keys.activeJobs, '*', 'job', jobId);
-    const secrets = await this.redis.hgetall(this.keys.jobSecrets(jobId));
-    const publisher = this.publisherFor(jobId);
+    let token: string;
+    let secrets: Record<string, string>;
+    try {
+      token = await takeJobStream(this.redis, this.keys, jobId, runnerId);
+      await this.redis.xadd(this.keys.activeJobs, '*', 'job', jobId);
+      secrets = await this.redis.hgetall(this.keys.jobSecrets(jobId));
+    } catch (err) {
+      // Claimed, but it cannot start: the queue will not retry a job that is no longer pending, and
+      // this runner is alive, so nobody else would end it before its timeout. End it here.
+      const message = `could not start: ${(err as Error).message}`;
+      this.log.error(`job ${jobId}: ${message}`);
+      await transitionJob(this.ds, jobId, JobStatus.Failed, { runnerId, exitCode: null, errorCode: JobErrorCode.RunnerError, errorMessage: message });
+      return;
+    }
+    const publisher = this.publisherFor(jobId, token);
     const masker = new SecretMasker(Object.values(secrets));
     await this.track(
       job,
@@ -98,12 +114,13 @@ export class JobRunnerService {
 
   /**
    * Picks up a workload this runner left behind: replays its output from the start, skipping the
-   * lines already shipped, follows it to its end and reports it as if nothing had happened.
+   * lines already shipped, follows it to its end and reports it as if nothing had happened. The
+   * caller has taken the job's stream (`token`), so `progress` is final.
    */
-  async resume(job: JobEntity, orphan: Orphan, progress: ShipProgress): Promise<void> {
+  async resume(job: JobEntity, orphan: Orphan, token: string, progress: ShipProgress): Promise<void> {
     // Secret values were dropped from Redis once the container started; it still has them.
     const masker = new SecretMasker(job.secretNames.map((n) => orphan.env[n]).filter((v) => v !== undefined));
-    const publisher = this.publisherFor(job.id, progress);
+    const publisher = this.publisherFor(job.id, token, progress);
     await this.redis.xadd(this.keys.activeJobs, '*', 'job', job.id);
     await publisher.system(
       `runner ${this.config.runner.id} restarted: re-attached to container ${orphan.handle.slice(0, 12)} after line ${progress.seq}`,
@@ -144,11 +161,11 @@ export class JobRunnerService {
       killedFor ??= reason;
       abort.abort();
     });
-    if (await this.redis.exists(this.keys.jobCancel(jobId))) this.kill(jobId, 'cancel');
     const timer = setTimeout(() => this.kill(jobId, 'timeout'), timeoutMs);
 
-    let outcome: StatusEvent;
+    let outcome: StatusEvent | undefined;
     try {
+      if (await this.redis.exists(this.keys.jobCancel(jobId))) this.kill(jobId, 'cancel');
       const result = await start({
         output: (stream, chunk, ts) => capture.write(stream, chunk, ts),
         system: (text) => publisher.system(masker.maskString(text)),
@@ -162,14 +179,62 @@ export class JobRunnerService {
       outcome = this.outcome(result, killedFor);
     } catch (err) {
       await capture.end().catch(() => undefined);
-      outcome = this.failure(err as Error, killedFor, masker);
+      if (!isFenced(err) && !isFenced(publisher.failed)) outcome = this.failure(err as Error, killedFor, masker);
     } finally {
       clearTimeout(timer);
       this.kills.delete(jobId);
     }
-    await this.redis.del(this.keys.jobSecrets(jobId), this.keys.jobCancel(jobId));
-    await publisher.system(this.describe(outcome, job.timeoutSeconds));
-    await publisher.status(outcome);
+    if (outcome) await this.report(job, publisher, outcome);
+    else this.log.warn(`job ${jobId}: its stream was taken over (declared lost or timed out elsewhere); stopped it`);
+    // Only now, with the end on the stream, may the container (the only copy of its output) go.
+    // One left behind (an error here, a crash) is removed by the container sweep.
+    await this.executor.remove(jobId).catch((err: Error) => this.log.warn(`job ${jobId}: removing its container: ${err.message}`));
+  }
+
+  /**
+   * Puts the job's last line and terminal status on its stream, retrying with a fresh publisher
+   * (from what Redis acknowledged) when shipping failed. If Redis keeps refusing (out of memory,
+   * read-only), the status goes straight to Postgres with the reason: the job ends either way.
+   */
+  private async report(job: JobEntity, publisher: JobLogPublisher, outcome: StatusEvent): Promise<void> {
+    const jobId = job.id;
+    const line = this.describe(outcome, job.timeoutSeconds);
+    let pub = publisher;
+    let lastError: Error | undefined;
+    for (let attempt = 1; attempt <= REPORT_ATTEMPTS; attempt++) {
+      if (pub.failed) {
+        // Continue from what Redis recorded (this runner still holds the stream, so it is final); a
+        // chunk that ran but whose reply was lost is counted there and not here.
+        const recorded = await this.redis.hgetall(this.keys.jobProgress(jobId)).then(parseProgress, () => pub.shipped);
+        pub = new JobLogPublisher(this.redis, { keys: this.keys, jobId, token: pub.token }, pub.settings, recorded.seq >= pub.shipped.seq ? recorded : pub.shipped);
+      }
+      try {
+        await pub.system(line);
+        await pub.status(outcome);
+        lastError = undefined;
+        break;
+      } catch (err) {
+        if (isFenced(err)) {
+          this.log.warn(`job ${jobId}: taken over before its end was reported; stopped`);
+          return;
+        }
+        lastError = err as Error;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+    if (lastError) {
+      const message = `could not write to Redis: ${lastError.message}`;
+      this.log.error(`job ${jobId}: ${message}; recording its end in Postgres only`);
+      const failed = outcome.status === JobStatus.Failed ? outcome : { ...outcome, status: JobStatus.Failed };
+      await transitionJob(this.ds, jobId, failed.status, {
+        at: new Date(failed.at),
+        runnerId: failed.runnerId,
+        exitCode: failed.exitCode ?? null,
+        errorCode: failed.error?.code ?? JobErrorCode.RunnerError,
+        errorMessage: failed.error ? `${failed.error.message}; ${message}` : message,
+      }).catch((err: Error) => this.log.error(`job ${jobId}: recording its end failed too: ${err.message}`));
+    }
+    await this.redis.del(this.keys.jobSecrets(jobId), this.keys.jobCancel(jobId)).catch(() => undefined);
     this.log.log(`job ${jobId} ${outcome.status}${outcome.exitCode != null ? ` (exit ${outcome.exitCode})` : ''}`);
   }
 

@@ -1,12 +1,13 @@
 import { LogStream } from '@flashpods/contracts';
 import { LineFramer, SecretMasker } from '@flashpods/log-format';
-import { JobLogPublisher } from './job-log.publisher';
+import { JobLogPublisher } from '@flashpods/job-stream';
 
 type Output = LogStream.Stdout | LogStream.Stderr;
 
 /**
  * Frames stdout and stderr into lines (each stream on its own, so a partial stdout line never
- * swallows a stderr one), masks secrets on whole lines, and hands them to the publisher.
+ * swallows a stderr one), masks secrets on whole lines, and hands them to the publisher. The
+ * masker also guards the framer's splits of over-long lines, so no piece holds part of a secret.
  * When replaying a container's output after a restart, the first `skip` lines of each stream
  * were shipped before and are dropped.
  */
@@ -20,20 +21,22 @@ export class LogCapture {
     maxLineBytes: number,
     skip: { stdout: number; stderr: number } = { stdout: 0, stderr: 0 },
   ) {
+    const guard = masker.isEmpty ? undefined : masker;
     this.framers = {
-      [LogStream.Stdout]: new LineFramer(maxLineBytes),
-      [LogStream.Stderr]: new LineFramer(maxLineBytes),
+      [LogStream.Stdout]: new LineFramer(maxLineBytes, guard),
+      [LogStream.Stderr]: new LineFramer(maxLineBytes, guard),
     };
     this.skip = { [LogStream.Stdout]: skip.stdout, [LogStream.Stderr]: skip.stderr };
   }
 
   /** `ts`: when the bytes were produced (Docker's timestamp on replay); now by default. */
   write(stream: Output, chunk: Buffer, ts = Date.now()): Promise<void> | undefined {
-    let wait: Promise<void> | undefined;
+    let waits: Promise<void>[] | undefined;
     this.framers[stream].push(chunk, (line) => {
-      wait = this.emit(stream, line, ts) ?? wait;
+      const w = this.emit(stream, line, ts);
+      if (w) (waits ??= []).push(w);
     });
-    return wait;
+    return waits && (waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined));
   }
 
   /** Ships lines left without a newline when the output ended. */

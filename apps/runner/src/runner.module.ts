@@ -8,8 +8,8 @@ import { EXECUTOR, Executor } from './executors/executor';
 import { ProcessExecutor } from './executors/process.executor';
 import { JobRunnerService } from './job-runner.service';
 import { JobsWorker } from './jobs.worker';
-import { LostRunnerMonitor } from './lost-runner.monitor';
 import { ReattachService } from './reattach.service';
+import { RunnerHeartbeat } from './runner-heartbeat';
 
 @Module({
   imports: [FlashpodsConfigModule, DatabaseModule],
@@ -25,7 +25,7 @@ import { ReattachService } from './reattach.service';
     JobRunnerService,
     ReattachService,
     JobsWorker,
-    LostRunnerMonitor,
+    RunnerHeartbeat,
     CancelListener,
   ],
 })

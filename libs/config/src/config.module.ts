@@ -1,6 +1,6 @@
 import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
-import type { DefaultJobOptions, QueueOptions } from 'bullmq';
-import Redis from 'ioredis';
+import type { DefaultJobOptions, JobsOptions, QueueOptions } from 'bullmq';
+import Redis, { RedisOptions } from 'ioredis';
 import { redisKeys, RedisKeys } from '@flashpods/contracts';
 import { FlashpodsConfig, getConfig } from './flashpods.config';
 import { createRedis } from './redis.factory';
@@ -10,7 +10,7 @@ export const REDIS = Symbol('FLASHPODS_REDIS');
 export const REDIS_KEYS = Symbol('FLASHPODS_REDIS_KEYS');
 
 /** Options for every BullMQ queue and worker: connection, prefix and job retention in one place. */
-export function bullRootOptions(config: FlashpodsConfig, name: string): QueueOptions {
+export function bullRootOptions(config: FlashpodsConfig, name: string, extra: RedisOptions = {}): QueueOptions {
   const defaultJobOptions: DefaultJobOptions = {
     // A job's container is never re-run by BullMQ: a lost runner is detected and reported instead.
     attempts: 1,
@@ -18,10 +18,20 @@ export function bullRootOptions(config: FlashpodsConfig, name: string): QueueOpt
     removeOnFail: { age: 7 * 24 * 3600 },
   };
   return {
-    connection: createRedis(config, `bull-${name}`),
+    connection: createRedis(config, `bull-${name}`, extra),
     prefix: redisKeys(config.redis.prefix).bullPrefix,
     defaultJobOptions,
   };
+}
+
+/**
+ * Options of a `run-job` queue entry, wherever it is enqueued (the API on submit, the liveness
+ * sweep for a `pending` job whose entry was lost). The job id is the queue entry's id, so a job
+ * is never queued twice; retries are safe because the runner's claim in Postgres lets a job start
+ * only once, and they cover a runner that could not reach Postgres to claim it.
+ */
+export function runJobOptions(jobId: string): JobsOptions {
+  return { jobId, attempts: 10, backoff: { type: 'exponential', delay: 1000 } };
 }
 
 class RedisCloser implements OnApplicationShutdown {

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 
-const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
+
+/**
+ * The longest job timeout a runner can arm: Node's timers hold at most 2^31-1 ms (24.8 days) and
+ * fire at once, not late, past it. Whole seconds at or below that.
+ */
+export const JOB_TIMEOUT_MAX_SECONDS_LIMIT = Math.floor((2 ** 31 - 1) / 1000);
 const bool = (def: boolean) =>
   z
     .enum(['true', 'false', '1', '0'])
@@ -25,6 +31,9 @@ export const envSchema = z.object({
   LOG_RETENTION_SECONDS: int(24 * 3600, 0),
   JOB_RETENTION_DAYS: z.coerce.number().min(0).default(30),
   JANITOR_INTERVAL_SECONDS: int(300, 1),
+  LIVENESS_INTERVAL_SECONDS: int(5, 1),
+  LIVENESS_TIMEOUT_GRACE_SECONDS: int(30, 0),
+  LIVENESS_PENDING_GRACE_SECONDS: int(10, 1),
   RUNNER_CONCURRENCY: int(2, 1),
   RUNNER_EXECUTOR: z.enum(['docker', 'process']).default('docker'),
   RUNNER_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').optional(),
@@ -37,11 +46,12 @@ export const envSchema = z.object({
   API_BODY_LIMIT_BYTES: int(256 * 1024, 1024),
   API_RATE_LIMIT_PER_MINUTE: int(600, 1),
   API_CORS_ORIGINS: z.string().optional(),
+  API_SSE_HEARTBEAT_MS: int(15000, 100),
   JOB_MAX_ENV_ENTRIES: int(64, 0),
   JOB_MAX_LABELS: int(32, 0),
   FLASHPODS_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  JOB_TIMEOUT_DEFAULT_SECONDS: int(3600, 1),
-  JOB_TIMEOUT_MAX_SECONDS: int(24 * 3600, 1),
+  JOB_TIMEOUT_DEFAULT_SECONDS: int(3600, 1, JOB_TIMEOUT_MAX_SECONDS_LIMIT),
+  JOB_TIMEOUT_MAX_SECONDS: int(24 * 3600, 1, JOB_TIMEOUT_MAX_SECONDS_LIMIT),
   JOB_MEMORY_MB_DEFAULT: int(512, 6),
   JOB_MEMORY_MB_MAX: int(8192, 6),
   JOB_CPUS_DEFAULT: z.coerce.number().positive().default(1),

@@ -27,7 +27,15 @@ export interface FlashpodsConfig {
     maxEnvEntries: number;
     maxLabels: number;
   };
-  janitor: { intervalSeconds: number };
+  janitor: {
+    intervalSeconds: number;
+    /** How often the liveness sweep runs. */
+    livenessIntervalSeconds: number;
+    /** A job still active this long after its timeout is ended by the liveness sweep as `timed_out`. */
+    timeoutGraceSeconds: number;
+    /** A `pending` job this old with no queue entry is enqueued again. */
+    pendingGraceSeconds: number;
+  };
   runner: {
     id: string;
     concurrency: number;
@@ -46,6 +54,8 @@ export interface FlashpodsConfig {
     adminToken?: string;
     rateLimitPerMinute: number;
     corsOrigins: string[];
+    /** A comment line on every open log stream this often, so proxies keep it open. */
+    sseHeartbeatMs: number;
   };
   logFormat: 'json' | 'text';
 }
@@ -88,7 +98,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
       maxEnvEntries: e.JOB_MAX_ENV_ENTRIES,
       maxLabels: e.JOB_MAX_LABELS,
     },
-    janitor: { intervalSeconds: e.JANITOR_INTERVAL_SECONDS },
+    janitor: {
+      intervalSeconds: e.JANITOR_INTERVAL_SECONDS,
+      livenessIntervalSeconds: e.LIVENESS_INTERVAL_SECONDS,
+      timeoutGraceSeconds: e.LIVENESS_TIMEOUT_GRACE_SECONDS,
+      pendingGraceSeconds: e.LIVENESS_PENDING_GRACE_SECONDS,
+    },
     runner: {
       // Stable across restarts, so a restarted runner finds its containers again.
       id: e.RUNNER_ID ?? hostname(),
@@ -112,6 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
       adminToken: e.FLASHPODS_ADMIN_TOKEN,
       rateLimitPerMinute: e.API_RATE_LIMIT_PER_MINUTE,
       corsOrigins: e.API_CORS_ORIGINS ? e.API_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : [],
+      sseHeartbeatMs: e.API_SSE_HEARTBEAT_MS,
     },
     logFormat: e.LOG_FORMAT,
   });

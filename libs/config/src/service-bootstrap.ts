@@ -57,7 +57,11 @@ export async function startWorkerService(
   describe: (config: FlashpodsConfig) => string,
 ): Promise<void> {
   const config = await preflight(service);
-  const app = await NestFactory.createApplicationContext(module, { logger: createServiceLogger(config, service) });
+  const logger = createServiceLogger(config, service);
+  // A promise that failed with nobody listening belongs to one job at most: say so loudly, but
+  // do not take every other job of this process down with it (Node's default is to exit).
+  process.on('unhandledRejection', (err) => logger.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
+  const app = await NestFactory.createApplicationContext(module, { logger });
   app.enableShutdownHooks();
   console.log(`${service} ready: ${describe(config)}`);
 }

@@ -42,6 +42,8 @@ export enum JobErrorCode {
   OomKilled = 'oom_killed',
   RunnerError = 'runner_error',
   RunnerLost = 'runner_lost',
+  /** The log could not be written (disk full, I/O error): the job was stopped rather than run on unrecorded. */
+  LogWriteFailed = 'log_write_failed',
 }
 
 export interface JobError {

@@ -11,6 +11,7 @@ export enum JobName {
   QuotaSweep = 'quota-sweep',
   RetentionSweep = 'retention-sweep',
   OrphanSweep = 'orphan-sweep',
+  LivenessSweep = 'liveness-sweep',
 }
 
 export interface RunJobPayload {
@@ -26,6 +27,7 @@ export interface JobPayloads {
   [JobName.QuotaSweep]: SweepPayload;
   [JobName.RetentionSweep]: SweepPayload;
   [JobName.OrphanSweep]: SweepPayload;
+  [JobName.LivenessSweep]: SweepPayload;
 }
 
 export const SWEEP_JOB_NAMES = [
@@ -33,5 +35,6 @@ export const SWEEP_JOB_NAMES = [
   JobName.QuotaSweep,
   JobName.RetentionSweep,
   JobName.OrphanSweep,
+  JobName.LivenessSweep,
 ] as const;
 export type SweepJobName = (typeof SWEEP_JOB_NAMES)[number];

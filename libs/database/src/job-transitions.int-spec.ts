@@ -2,7 +2,7 @@ import { JobStatus } from '@flashpods/contracts';
 import { DataSource } from 'typeorm';
 import { JobFactory } from '../../../test/support/job.factory';
 import { createTestWorld, TestWorld } from '../../../test/support/test-env';
-import { createDataSource, migrate } from './data-source.factory';
+import { createDataSource, migrate, MIGRATIONS } from './data-source.factory';
 import { JobEntity } from './job.entity';
 import { transitionJob } from './job-transitions';
 
@@ -20,11 +20,32 @@ describe('transitionJob (real Postgres)', () => {
     await world.dispose();
   });
 
-  it('runs migrations once when several services start at the same moment', async () => {
-    const others = await Promise.all([1, 2, 3].map(() => createDataSource(world.databaseUrl, 1).initialize()));
-    const applied = await Promise.all(others.map((o) => migrate(o)));
-    await Promise.all(others.map((o) => o.destroy()));
-    expect(applied.flat()).toEqual([]);
+  it('runs migrations once when several services start at the same moment on a fresh database', async () => {
+    const expected = MIGRATIONS.map((m) => m.name).sort();
+    // Several rounds, each on its own empty database: without the lock the services race to
+    // create the same tables and one of them fails (or a migration is recorded twice).
+    for (let round = 0; round < 3; round++) {
+      const fresh = await createTestWorld();
+      try {
+        const services = await Promise.all([1, 2, 3].map(() => createDataSource(fresh.databaseUrl).initialize()));
+        try {
+          const applied = await Promise.all(services.map((s) => migrate(s)));
+          expect(applied.flat().sort()).toEqual(expected);
+          const rows: { name: string }[] = await services[0].query('SELECT name FROM migrations ORDER BY name');
+          expect(rows.map((r) => r.name).sort()).toEqual(expected);
+          const tables: { t: string }[] = await services[0].query(
+            `SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
+          );
+          expect(tables.map((r) => r.t)).toEqual(['api_tokens', 'jobs', 'migrations']);
+          // And a later start applies nothing.
+          expect(await migrate(services[1])).toEqual([]);
+        } finally {
+          await Promise.all(services.map((s) => s.destroy()));
+        }
+      } finally {
+        await fresh.dispose();
+      }
+    }
   });
 
   it('moves only along the lifecycle and stamps the time', async () => {
@@ -41,18 +62,38 @@ describe('transitionJob (real Postgres)', () => {
     expect(row.finishedAt).toBeInstanceOf(Date);
   });
 
-  it('lets exactly one of a cancel and a claim win a race on a pending job', async () => {
-    for (let i = 0; i < 20; i++) {
+  it('lets exactly one of several runners claim a pending job', async () => {
+    for (let i = 0; i < 50; i++) {
       const job = await JobFactory.create(ds);
-      const [claimed, cancelled] = await Promise.all([
-        transitionJob(ds, job.id, JobStatus.Starting, { runnerId: 'r' }),
-        transitionJob(ds, job.id, JobStatus.Cancelled),
-      ]);
-      // A cancel may also follow a claim (starting → cancelled); a claim never follows a cancel.
+      const runners = ['r0', 'r1', 'r2', 'r3'];
+      const won = await Promise.all(runners.map((r) => transitionJob(ds, job.id, JobStatus.Starting, { runnerId: r })));
+      expect(won.filter(Boolean)).toHaveLength(1);
       const row = await ds.getRepository(JobEntity).findOneByOrFail({ id: job.id });
-      expect(row.status).toBe(cancelled ? JobStatus.Cancelled : JobStatus.Starting);
-      expect(claimed || cancelled).toBe(true);
-      if (!claimed) expect(row.runnerId).toBeNull();
+      expect(row.status).toBe(JobStatus.Starting);
+      expect(row.runnerId).toBe(runners[won.indexOf(true)]);
     }
+  });
+
+  it('lets exactly one of a cancel of a pending job and a claim win a race', async () => {
+    const outcomes = { claim: 0, cancel: 0 };
+    for (let i = 0; i < 100; i++) {
+      const job = await JobFactory.create(ds);
+      const claim = () => transitionJob(ds, job.id, JobStatus.Starting, { runnerId: 'r' });
+      const cancel = () => transitionJob(ds, job.id, JobStatus.Cancelled);
+      // Alternate who is sent first, so both sides of the race are exercised.
+      const [claimed, cancelled] =
+        i % 2 === 0 ? await Promise.all([claim(), cancel()]) : await Promise.all([cancel(), claim()]).then(([c, k]) => [k, c]);
+      const row = await ds.getRepository(JobEntity).findOneByOrFail({ id: job.id });
+      // A cancel may follow a claim (starting → cancelled), so it always lands; a claim never follows a cancel.
+      expect(cancelled).toBe(true);
+      expect(row.status).toBe(JobStatus.Cancelled);
+      // The cancel won on the pending job (nobody ever held it) XOR the claim won (and the cancel came after).
+      const cancelWonPending = row.runnerId === null && row.startedAt === null;
+      expect(claimed !== cancelWonPending).toBe(true);
+      if (claimed) expect(row).toMatchObject({ runnerId: 'r', startedAt: expect.any(Date) });
+      outcomes[claimed ? 'claim' : 'cancel'] += 1;
+    }
+    expect(outcomes.claim).toBeGreaterThan(0);
+    expect(outcomes.cancel).toBeGreaterThan(0);
   });
 });

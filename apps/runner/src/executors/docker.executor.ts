@@ -2,7 +2,7 @@ import { JobErrorCode, LogStream } from '@flashpods/contracts';
 import Docker from 'dockerode';
 import { Readable } from 'node:stream';
 import { DockerStreamDemuxer } from './docker-stream.demuxer';
-import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor, Orphan } from './executor';
+import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor, Orphan, Workload } from './executor';
 
 export const LABEL_JOB_ID = 'flashpods.job_id';
 export const LABEL_RUNNER_ID = 'flashpods.runner_id';
@@ -55,40 +55,48 @@ export class DockerExecutor implements Executor {
         LogConfig: LOG_DRIVER,
       },
     });
+    // The container stays after this returns: the runner removes it once the job's terminal status
+    // is shipped, so a runner killed before that can still replay the end of its output.
+    await io.system(`container ${container.id.slice(0, 12)} created`);
+    const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+    const kill = () => container.kill().catch(() => undefined);
+    const drained = this.pump(stream, io);
+    // A failing log pipeline stops the container, so that wait() below returns; the error is thrown after it.
+    drained.catch(kill);
+    io.signal.addEventListener('abort', kill, { once: true });
     try {
-      await io.system(`container ${container.id.slice(0, 12)} created`);
-      const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
-      const drained = this.pump(stream, io);
-      const kill = () => container.kill().catch(() => undefined);
+      // Logged before start(): the container's first output may arrive before start() returns.
+      await io.system('starting container');
       if (io.signal.aborted) throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'aborted before start' });
-      io.signal.addEventListener('abort', kill, { once: true });
-      try {
-        // Logged before start(): the container's first output may arrive before start() returns.
-        await io.system('starting container');
-        await container.start();
-        await io.started();
-        const waited = (await container.wait()) as { StatusCode: number };
-        await drained;
-        const info = await container.inspect();
-        return { exitCode: waited.StatusCode, oomKilled: info.State.OOMKilled === true };
-      } finally {
-        io.signal.removeEventListener('abort', kill);
-        stream.destroy();
-      }
+      await container.start();
+      // A kill that came while start() was on its way found nothing running: kill now.
+      if (io.signal.aborted) await kill();
+      await io.started();
+      const waited = (await container.wait()) as { StatusCode: number };
+      await drained;
+      return { exitCode: waited.StatusCode, oomKilled: await this.oomKilled(container) };
+    } catch (err) {
+      await kill();
+      throw err;
     } finally {
-      // Not awaited: the output is drained and the exit code read, so the job's status need not
-      // wait for the daemon to delete the container. One left behind by a crash is removed when
-      // the runner restarts (its job is terminal by then).
-      void container.remove({ force: true }).catch(() => undefined);
+      io.signal.removeEventListener('abort', kill);
+      stream.destroy();
     }
   }
 
   async findOrphans(runnerId?: string): Promise<Orphan[]> {
     const label = [`${LABEL_INSTALLATION}=${this.installation}`, ...(runnerId ? [`${LABEL_RUNNER_ID}=${runnerId}`] : [])];
     const found = await this.docker.listContainers({ all: true, filters: { label } });
-    return Promise.all(
-      found.map(async (c) => {
-        const info = await this.docker.getContainer(c.Id).inspect();
+    const orphans = await Promise.all(
+      found.map(async (c): Promise<Orphan | undefined> => {
+        const info = await this.docker
+          .getContainer(c.Id)
+          .inspect()
+          .catch((err: { statusCode?: number }) => {
+            if (err.statusCode === 404) return undefined; // removed meanwhile
+            throw err;
+          });
+        if (!info) return undefined;
         const env = Object.fromEntries(
           (info.Config.Env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
         );
@@ -102,6 +110,12 @@ export class DockerExecutor implements Executor {
         };
       }),
     );
+    return orphans.filter((o): o is Orphan => o !== undefined);
+  }
+
+  async list(): Promise<Workload[]> {
+    const found = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTALLATION}=${this.installation}`] } });
+    return found.map((c) => ({ jobId: c.Labels[LABEL_JOB_ID], handle: c.Id }));
   }
 
   async resume(handle: string, io: ExecIO): Promise<ExecResult> {
@@ -109,7 +123,11 @@ export class DockerExecutor implements Executor {
     const kill = () => container.kill().catch(() => undefined);
     io.signal.addEventListener('abort', kill, { once: true });
     try {
-      if ((await container.inspect()).State.Status === 'created') await container.start();
+      if ((await container.inspect()).State.Status === 'created') {
+        if (io.signal.aborted) throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'aborted before start' });
+        await container.start();
+        if (io.signal.aborted) await kill();
+      }
       const stream = (await container.logs({
         follow: true,
         stdout: true,
@@ -118,33 +136,60 @@ export class DockerExecutor implements Executor {
       })) as unknown as Readable;
       try {
         await this.pump(stream, io, true);
+      } catch (err) {
+        await kill();
+        throw err;
       } finally {
         stream.destroy();
       }
       const waited = (await container.wait()) as { StatusCode: number };
-      const info = await container.inspect();
-      return { exitCode: waited.StatusCode, oomKilled: info.State.OOMKilled === true };
+      return { exitCode: waited.StatusCode, oomKilled: await this.oomKilled(container) };
     } finally {
       io.signal.removeEventListener('abort', kill);
-      await container.remove({ force: true }).catch(() => undefined);
     }
   }
 
   async discard(handle: string): Promise<void> {
-    await this.docker.getContainer(handle).remove({ force: true }).catch(() => undefined);
+    await this.docker
+      .getContainer(handle)
+      .remove({ force: true })
+      .catch((err: { statusCode?: number }) => {
+        if (err.statusCode !== 404) throw err;
+      });
+  }
+
+  async remove(jobId: string): Promise<void> {
+    const found = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_INSTALLATION}=${this.installation}`, `${LABEL_JOB_ID}=${jobId}`] },
+    });
+    for (const c of found) await this.discard(c.Id);
+  }
+
+  /** Whether the kernel killed the container for memory; a container removed meanwhile (`docker rm -f`) was not. */
+  private async oomKilled(container: Docker.Container): Promise<boolean> {
+    try {
+      return (await container.inspect()).State.OOMKilled === true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) {
+        throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'the container was removed while the job ran' });
+      }
+      throw err;
+    }
   }
 
   /**
-   * Reads an attach or logs stream to its end, pausing it while the log pipeline asks to wait.
-   * With `timestamped`, each message starts with the daemon's timestamp, which is taken off and
-   * used as the time of the bytes.
+   * Reads an attach or logs stream to its end; awaiting each hand-off to the log pipeline is the
+   * backpressure (the stream is not read meanwhile, so the container's writes block). With
+   * `timestamped`, each message starts with the daemon's timestamp, which is taken off and used
+   * as the time of the bytes.
    */
-  private pump(stream: Readable, io: ExecIO, timestamped = false): Promise<void> {
+  private async pump(stream: Readable, io: ExecIO, timestamped = false): Promise<void> {
     const demuxer = new DockerStreamDemuxer();
-    return new Promise<void>((resolve, reject) => {
-      stream.on('data', (chunk: Buffer) => {
+    try {
+      for await (const chunk of stream) {
         const waits: Promise<void>[] = [];
-        demuxer.push(chunk, (s, payload) => {
+        demuxer.push(chunk as Buffer, (s, payload) => {
           let ts: number | undefined;
           if (timestamped) {
             const m = DOCKER_TS.exec(payload.subarray(0, 40).toString('latin1'));
@@ -156,15 +201,12 @@ export class DockerExecutor implements Executor {
           const w = io.output(s as LogStream.Stdout | LogStream.Stderr, payload, ts);
           if (w) waits.push(w);
         });
-        if (waits.length) {
-          stream.pause();
-          Promise.all(waits).then(() => stream.resume(), reject);
-        }
-      });
-      stream.once('end', resolve);
-      stream.once('close', resolve);
-      stream.once('error', reject);
-    });
+        if (waits.length) await Promise.all(waits);
+      }
+    } catch (err) {
+      // The daemon closing the connection when the container is gone is the end of its output.
+      if ((err as { code?: string }).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw err;
+    }
   }
 
   private async ensureImage(image: string, io: ExecIO): Promise<void> {
@@ -204,7 +246,8 @@ export class DockerExecutor implements Executor {
         (event: { status?: string; id?: string; error?: string }) => {
           if (event.error) return;
           if (event.status && !event.status.startsWith('Downloading') && !event.status.startsWith('Extracting')) {
-            void io.system(`pull: ${event.id ? `${event.id}: ` : ''}${event.status}`);
+            // A failed system line fails the publisher, which ends the job at its next write.
+            io.system(`pull: ${event.id ? `${event.id}: ` : ''}${event.status}`).catch(() => undefined);
           }
         },
       );

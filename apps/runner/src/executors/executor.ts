@@ -13,7 +13,10 @@ export interface ExecSpec {
 
 /** What an executor reports to the job it runs. */
 export interface ExecIO {
-  /** Raw output bytes. A returned promise asks the executor to stop reading until it settles. */
+  /**
+   * Raw output bytes. A returned promise asks the executor to stop reading until it settles; a
+   * throw (the log pipeline failed) stops the workload and fails the run with that error.
+   */
   output(stream: LogStream.Stdout | LogStream.Stderr, chunk: Buffer, ts?: number): Promise<void> | void;
   /** A lifecycle line for the job's own log. */
   system(text: string): Promise<void>;
@@ -47,15 +50,26 @@ export interface Orphan {
   env: Record<string, string>;
 }
 
+/** A workload of this installation, as the container sweep sees it. */
+export interface Workload {
+  jobId: string;
+  handle: string;
+}
+
 export interface Executor {
   readonly kind: 'docker' | 'process';
+  /** Runs the workload to its end. The workload is left in place: `remove` it once its status is shipped. */
   run(spec: ExecSpec, io: ExecIO): Promise<ExecResult>;
   /** Workloads this executor can find again after a restart (labelled with this runner's id when given). */
   findOrphans(runnerId?: string): Promise<Orphan[]>;
+  /** Every workload of this installation this executor can see (all runners sharing its engine). */
+  list(): Promise<Workload[]>;
   /** Follows a workload found again: its whole output from the start, then until it exits. */
   resume(handle: string, io: ExecIO): Promise<ExecResult>;
-  /** Kills and removes a workload found again. */
+  /** Kills and removes a workload; one already gone is not an error. */
   discard(handle: string): Promise<void>;
+  /** Kills and removes every workload of a job; none left is not an error. */
+  remove(jobId: string): Promise<void>;
 }
 
 export const EXECUTOR = Symbol('EXECUTOR');

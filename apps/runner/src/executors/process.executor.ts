@@ -1,7 +1,7 @@
 import { JobErrorCode, LogStream } from '@flashpods/contracts';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
-import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor, Orphan } from './executor';
+import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor, Orphan, Workload } from './executor';
 
 /**
  * Runs `command` as a local child process: for development on a machine with no Docker engine.
@@ -15,11 +15,14 @@ export class ProcessExecutor implements Executor {
       throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'the process executor needs a command' });
     }
     await io.system(`process executor: running locally, image ${spec.image} is ignored`);
+    if (io.signal.aborted) throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'aborted before start' });
     const child = spawn(spec.command[0], spec.command.slice(1), {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...spec.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    // Listened for before anything is awaited: a command that exits at once is still seen.
+    const exit = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ? null : code)));
     const spawned = new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
@@ -37,22 +40,33 @@ export class ProcessExecutor implements Executor {
       }
     };
     io.signal.addEventListener('abort', kill, { once: true });
-    await io.started();
-    await io.system(`process ${child.pid} started`);
+    if (io.signal.aborted) kill();
+    const pumped = Promise.all([this.pump(child.stdout!, LogStream.Stdout, io), this.pump(child.stderr!, LogStream.Stderr, io)]);
+    // A failing log pipeline stops the workload; the failure is thrown below.
+    pumped.catch(kill);
     try {
-      const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      await Promise.all([
-        this.pump(child.stdout!, LogStream.Stdout, io),
-        this.pump(child.stderr!, LogStream.Stderr, io),
-      ]);
+      await io.started();
+      await io.system(`process ${child.pid} started`);
+      await pumped;
       return { exitCode: (await exit) ?? 137, oomKilled: false };
+    } catch (err) {
+      kill();
+      throw err;
     } finally {
       io.signal.removeEventListener('abort', kill);
     }
   }
 
-  /** Child processes die with their runner's process group: there is nothing to find again. */
+  /**
+   * Nothing to find again: a child is not re-attachable (its pipes died with the runner), so a
+   * restarted runner ends its jobs `runner_lost`. The child leads its own process group and may
+   * outlive the runner (development executor only).
+   */
   async findOrphans(): Promise<Orphan[]> {
+    return [];
+  }
+
+  async list(): Promise<Workload[]> {
     return [];
   }
 
@@ -62,17 +76,10 @@ export class ProcessExecutor implements Executor {
 
   async discard(): Promise<void> {}
 
-  private pump(stream: Readable, tag: LogStream.Stdout | LogStream.Stderr, io: ExecIO): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      stream.on('data', (chunk: Buffer) => {
-        const wait = io.output(tag, chunk);
-        if (wait) {
-          stream.pause();
-          wait.then(() => stream.resume(), reject);
-        }
-      });
-      stream.once('end', resolve);
-      stream.once('error', reject);
-    });
+  async remove(): Promise<void> {}
+
+  /** Reads one pipe to its end; awaiting each hand-off is the backpressure. */
+  private async pump(stream: Readable, tag: LogStream.Stdout | LogStream.Stderr, io: ExecIO): Promise<void> {
+    for await (const chunk of stream) await io.output(tag, chunk as Buffer);
   }
 }

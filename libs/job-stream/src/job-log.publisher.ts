@@ -1,13 +1,7 @@
-import {
-  isTerminal,
-  LINES_FIELDS,
-  LogStream,
-  STATUS_FIELDS,
-  StatusEvent,
-  StreamEntryType,
-} from '@flashpods/contracts';
+import { isTerminal, LogStream, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
 import Redis from 'ioredis';
+import { FENCE_KEEP_SECONDS, fenced, FencedError, isFenced } from './stream-fence';
 
 export interface PublisherSettings {
   /** LOG_MAX_BYTES: the line that would take the stored log past this becomes the marker. */
@@ -44,6 +38,13 @@ export function parseProgress(hash: Record<string, string>): ShipProgress {
   };
 }
 
+/** Where a publisher writes and with which token (see stream-fence.ts). */
+export interface PublisherTarget {
+  keys: RedisKeys;
+  jobId: string;
+  token: string;
+}
+
 const POOL_SIZE = 4;
 
 /** Room kept for the truncation marker, which may replace a shorter line. */
@@ -62,7 +63,13 @@ interface Chunk {
 /**
  * Ships one job's lines, numbered on from `progress.seq`, to its Redis stream in chunks of at
  * most `chunkMaxBytes` or `chunkMaxDelayMs`, and status events in order with them. Writes are
- * serialised, so the stream holds lines and events in the order they were produced.
+ * serialised, so the stream holds lines and events in the order they were produced; each one is
+ * fenced, so only the stream's current holder gets through.
+ *
+ * Backpressure: at most one chunk is on its way while the next one is built. When a chunk is
+ * full, `line()` returns a promise that settles once the chunk before it has been shipped and the
+ * stream has room (at most `maxUnpersistedEntries` entries not yet trimmed by the persister); the
+ * caller stops reading until then. Memory is therefore bounded by about three chunks per job.
  */
 export class JobLogPublisher {
   /** Lines are encoded straight into this buffer as they come: no copy or object per line. */
@@ -74,19 +81,34 @@ export class JobLogPublisher {
   private readonly pool: Buffer[] = [];
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** The ship of the last full chunk: what the next full chunk waits for. */
+  private lastShip: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
   /** Counters as lines are queued; a chunk records those of its last line when it is shipped. */
   private queued: ShipProgress;
+  /** Counters of the last chunk Redis acknowledged. */
+  private acked: ShipProgress;
+  private readonly redis: ReturnType<typeof fenced>;
+  /** Full chunks handed to Redis and not yet acknowledged. */
+  private shipsPending = 0;
+  /** How many times a full chunk found the one before it still on its way, so the caller had to wait. */
+  backpressureWaits = 0;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly streamKey: string,
-    private readonly progressKey: string,
-    private readonly settings: PublisherSettings,
+    redis: Redis,
+    private readonly target: PublisherTarget,
+    readonly settings: PublisherSettings,
     progress: ShipProgress = NO_PROGRESS,
   ) {
+    this.redis = fenced(redis);
     this.queued = { ...progress };
+    this.acked = { ...progress };
     this.buf = Buffer.allocUnsafe(settings.chunkMaxBytes);
+  }
+
+  /** The fence token this publisher writes with. */
+  get token(): string {
+    return this.target.token;
   }
 
   get lastSeq(): number {
@@ -97,24 +119,35 @@ export class JobLogPublisher {
     return this.queued.truncated;
   }
 
+  /** What Redis has acknowledged: where a new publisher continues after this one failed. */
+  get shipped(): ShipProgress {
+    return { ...this.acked };
+  }
+
+  /** The error that stopped this publisher, if any. */
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
   /**
-   * Queues a line; the returned promise (when there is one) settles once the chunk is shipped.
+   * Queues a line. Throws once shipping has failed (the job must end). Returns a promise when the
+   * caller should stop reading until it settles (see the class comment); it never rejects.
    * The cap is applied here, at the source, with the persister's rule, so that live readers and
    * the file see the same lines: the line that would pass it becomes the marker, later ones are
    * dropped (the workload keeps running and its output keeps being drained).
    */
   line(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
     if (this.failure) throw this.failure;
+    let wait: Promise<void> | undefined;
     // A chunk that cannot take this line (or the marker, if it becomes one) goes first, with the
     // counters as they are before this line: its recorded progress must not include it.
     if (this.bufCount > 0 && this.bufLen + LINE_HEADER_BYTES + text.length + MARKER_ROOM > this.buf.length) {
-      const full = this.take()!;
-      void this.enqueue(() => this.ship(full)).catch(() => undefined);
+      wait = this.shipFull();
     }
     const q = this.queued;
     if (stream === LogStream.Stdout) q.stdout++;
     else if (stream === LogStream.Stderr) q.stderr++;
-    if (q.truncated) return undefined;
+    if (q.truncated) return wait;
     const size = storedLineBytes(text.length);
     if (q.bytes + size > this.settings.logMaxBytes) {
       q.truncated = true;
@@ -124,13 +157,14 @@ export class JobLogPublisher {
     q.bytes += size;
     q.seq++;
     this.encode(q.seq, ts, stream, text);
-    // Backpressure promises never reject: a shipping failure is thrown by the next call instead.
-    if (this.bufLen >= this.settings.chunkMaxBytes) return this.flush().catch(() => undefined);
+    if (this.bufLen + LINE_HEADER_BYTES + MARKER_ROOM >= this.buf.length) return this.shipFull() ?? wait;
     this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), this.settings.chunkMaxDelayMs);
-    return undefined;
+    return wait;
   }
 
+  /** Queues a lifecycle line and ships it with everything before it. */
   system(text: string, ts = Date.now()): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     void this.line(LogStream.System, Buffer.from(text), ts);
     return this.flush();
   }
@@ -138,15 +172,20 @@ export class JobLogPublisher {
   /** Ships every queued line, then the event, in that order. A terminal event ends the progress record. */
   async status(event: StatusEvent): Promise<void> {
     await this.flush();
+    const { keys, jobId, token } = this.target;
     await this.enqueue(async () => {
-      const tx = this.redis
-        .multi()
-        .xadd(this.streamKey, '*', STATUS_FIELDS.type, StreamEntryType.Status, STATUS_FIELDS.event, JSON.stringify(event));
-      if (isTerminal(event.status)) tx.del(this.progressKey);
-      await tx.exec();
+      await this.redis
+        .fpStatus(
+          keys.jobStreamOwner(jobId), keys.jobLog(jobId), keys.jobProgress(jobId), keys.jobStreamFence(jobId),
+          token, JSON.stringify(event), isTerminal(event.status) ? '1' : '0', FENCE_KEEP_SECONDS,
+        )
+        .catch((err: Error) => {
+          throw isFenced(err) ? new FencedError(jobId) : err;
+        });
     });
   }
 
+  /** Ships what is queued; settles when every chunk queued so far is in Redis. */
   flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
@@ -157,18 +196,35 @@ export class JobLogPublisher {
     return this.enqueue(() => (chunk ? this.ship(chunk) : Promise.resolve()));
   }
 
+  /** Sends the chunk being built; returns what the caller must wait for: the chunk sent before it. */
+  private shipFull(): Promise<void> | undefined {
+    const full = this.take();
+    if (!full) return undefined;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const previous = this.lastShip;
+    if (this.shipsPending > 0) this.backpressureWaits++;
+    this.shipsPending++;
+    this.lastShip = this.enqueue(() => this.ship(full))
+      .catch(() => undefined)
+      .finally(() => this.shipsPending--);
+    return previous;
+  }
+
   /** Appends one line (chunk codec format) to the chunk being built; `line()` made room. */
   private encode(seq: number, ts: number, stream: LogStream, text: Buffer): void {
     const need = LINE_HEADER_BYTES + text.length;
     if (this.bufLen + need > this.buf.length) {
       // Only a line longer than a whole chunk gets here, into an empty chunk of its own size.
-      const bigger = Buffer.allocUnsafe(this.bufLen + need);
+      const bigger = Buffer.allocUnsafe(this.bufLen + need + MARKER_ROOM);
       this.buf.copy(bigger, 0, 0, this.bufLen);
       this.buf = bigger;
     }
     if (this.bufCount === 0) this.bufFirstSeq = seq;
     const b = this.buf;
-    let at = this.bufLen;
+    const at = this.bufLen;
     b[at] = stream;
     b.writeDoubleBE(ts, at + 1);
     b.writeUInt32BE(text.length, at + 9);
@@ -206,30 +262,24 @@ export class JobLogPublisher {
 
   private async ship(chunk: Chunk): Promise<void> {
     const p = chunk.after;
-    const reply = await this.redis
-      .multi()
-      .xadd(
-        this.streamKey,
-        '*',
-        LINES_FIELDS.type,
-        StreamEntryType.Lines,
-        LINES_FIELDS.firstSeq,
-        String(chunk.firstSeq),
-        LINES_FIELDS.count,
-        String(chunk.count),
-        LINES_FIELDS.data,
-        chunk.data,
-      )
-      .hset(this.progressKey, { seq: p.seq, stdout: p.stdout, stderr: p.stderr, bytes: p.bytes, truncated: p.truncated ? '1' : '0' })
-      .xlen(this.streamKey)
-      .exec();
+    const { keys, jobId, token } = this.target;
+    let length: number;
+    try {
+      length = await this.redis.fpShip(
+        keys.jobStreamOwner(jobId), keys.jobLog(jobId), keys.jobProgress(jobId),
+        token, chunk.firstSeq, chunk.count, chunk.data,
+        p.seq, p.stdout, p.stderr, p.bytes, p.truncated ? '1' : '0',
+      );
+    } catch (err) {
+      throw isFenced(err) ? new FencedError(jobId) : err;
+    }
+    this.acked = { ...p };
     // The reply is in: the command, and the chunk's bytes with it, are written and done with.
     if (chunk.backing.length === this.settings.chunkMaxBytes && this.pool.length < POOL_SIZE) this.pool.push(chunk.backing);
-    let length = Number(reply?.[2]?.[1] ?? 0);
     // Backpressure: wait while the persister is behind. The container's pipe fills meanwhile.
     for (let delay = 5; length > this.settings.maxUnpersistedEntries; delay = Math.min(delay * 2, 100)) {
       await new Promise((r) => setTimeout(r, delay));
-      length = await this.redis.xlen(this.streamKey);
+      length = await this.redis.xlen(keys.jobLog(jobId));
     }
   }
 }

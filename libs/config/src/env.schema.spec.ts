@@ -1,0 +1,23 @@
+import { JOB_TIMEOUT_MAX_SECONDS_LIMIT } from './env.schema';
+import { ConfigError, loadConfig } from './flashpods.config';
+
+describe('JOB_TIMEOUT_MAX_SECONDS', () => {
+  it('is bounded where a Node timer still fires on time (2^31-1 ms)', () => {
+    expect(JOB_TIMEOUT_MAX_SECONDS_LIMIT * 1000).toBeLessThanOrEqual(2 ** 31 - 1);
+    expect((JOB_TIMEOUT_MAX_SECONDS_LIMIT + 1) * 1000).toBeGreaterThan(2 ** 31 - 1);
+  });
+
+  it('accepts the largest value and refuses one more, naming the variable', () => {
+    const max = String(JOB_TIMEOUT_MAX_SECONDS_LIMIT);
+    expect(loadConfig({ JOB_TIMEOUT_MAX_SECONDS: max }).jobs.timeoutMaxSeconds).toBe(JOB_TIMEOUT_MAX_SECONDS_LIMIT);
+    expect(() => loadConfig({ JOB_TIMEOUT_MAX_SECONDS: String(JOB_TIMEOUT_MAX_SECONDS_LIMIT + 1) })).toThrow(ConfigError);
+    expect(() => loadConfig({ JOB_TIMEOUT_MAX_SECONDS: String(JOB_TIMEOUT_MAX_SECONDS_LIMIT + 1) })).toThrow(/JOB_TIMEOUT_MAX_SECONDS/);
+    expect(() => loadConfig({ JOB_TIMEOUT_MAX_SECONDS: '99999999999' })).toThrow(/JOB_TIMEOUT_MAX_SECONDS/);
+  });
+
+  it('bounds the default the same way', () => {
+    expect(() =>
+      loadConfig({ JOB_TIMEOUT_DEFAULT_SECONDS: String(JOB_TIMEOUT_MAX_SECONDS_LIMIT + 1), JOB_TIMEOUT_MAX_SECONDS: String(JOB_TIMEOUT_MAX_SECONDS_LIMIT) }),
+    ).toThrow(/JOB_TIMEOUT_DEFAULT_SECONDS/);
+  });
+});

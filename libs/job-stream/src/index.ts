@@ -1,0 +1,3 @@
+export * from './stream-fence';
+export * from './job-log.publisher';
+export * from './job-ending';

@@ -1,0 +1,154 @@
+import { JobStatus, LogStream, redisKeys } from '@flashpods/contracts';
+import { decodeLines, storedLineBytes, streamEntryFields } from '@flashpods/log-format';
+import Redis from 'ioredis';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { JobLogPublisher, parseProgress, PublisherSettings } from './job-log.publisher';
+import { FencedError, takeJobStream } from './stream-fence';
+
+describe('JobLogPublisher (real Redis)', () => {
+  const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+  const prefix = `fpt_pub_${randomBytes(4).toString('hex')}`;
+  const keys = redisKeys(prefix);
+  afterAll(async () => {
+    const found = await redis.keys(`${prefix}:*`);
+    if (found.length) await redis.del(...found);
+    redis.disconnect();
+  });
+
+  const settings = (over: Partial<PublisherSettings> = {}): PublisherSettings => ({
+    logMaxBytes: 10 * 1024 * 1024,
+    chunkMaxBytes: 1024,
+    chunkMaxDelayMs: 60000,
+    maxUnpersistedEntries: 100000,
+    ...over,
+  });
+
+  async function publisherFor(jobId: string, over: Partial<PublisherSettings> = {}, holder = 'runner-a') {
+    const token = await takeJobStream(redis, keys, jobId, holder);
+    return new JobLogPublisher(redis, { keys, jobId, token }, settings(over));
+  }
+
+  async function onStream(jobId: string) {
+    const entries = await redis.xrangeBuffer(keys.jobLog(jobId), '-', '+');
+    return entries.flatMap(([, fields]) => {
+      const m = streamEntryFields(fields);
+      return m.get('t')?.toString() === 'lines' ? decodeLines(m.get('d')!, Number(m.get('s'))) : [];
+    });
+  }
+
+  it('records progress that matches exactly what is on the stream, after every chunk', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId);
+    let checks = 0;
+    let queuedBytes = 0;
+    const bytesAfter = new Map<number, number>();
+    for (let i = 1; i <= 600; i++) {
+      const stream = i % 3 === 0 ? LogStream.Stderr : LogStream.Stdout;
+      const text = Buffer.from(`${i} ${'x'.repeat(i % 7 === 0 ? 3000 : i % 50)}`);
+      queuedBytes += storedLineBytes(text.length);
+      bytesAfter.set(i, queuedBytes);
+      const wait = pub.line(stream, text, 1700000000000 + i);
+      if (wait) {
+        // The chunk before the one just handed off is acknowledged: the stream and the progress
+        // record must describe exactly the same lines, bytes included (a resumed runner caps from there).
+        await wait;
+        const lines = await onStream(jobId);
+        const p = parseProgress(await redis.hgetall(keys.jobProgress(jobId)));
+        const last = lines[lines.length - 1].seq;
+        expect(p).toEqual({
+          seq: last,
+          stdout: lines.filter((l) => l.stream === LogStream.Stdout).length,
+          stderr: lines.filter((l) => l.stream === LogStream.Stderr).length,
+          bytes: bytesAfter.get(last),
+          truncated: false,
+        });
+        expect(pub.shipped.seq).toBeGreaterThanOrEqual(last);
+        checks++;
+      }
+    }
+    await pub.flush();
+    const lines = await onStream(jobId);
+    expect(lines.map((l) => l.seq)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+    expect(lines.map((l) => l.text.toString().split(' ')[0])).toEqual(Array.from({ length: 600 }, (_, i) => String(i + 1)));
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toEqual({ seq: 600, stdout: 400, stderr: 200, bytes: queuedBytes, truncated: false });
+    expect(checks).toBeGreaterThan(20);
+  });
+
+  it('applies the cap at the source: the marker replaces the line that would pass it, later lines are dropped', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId, { logMaxBytes: 1024, chunkMaxBytes: 4096 });
+    for (let i = 1; i <= 100; i++) pub.line(LogStream.Stdout, Buffer.from(`line ${String(i).padStart(3, '0')}`), 1700000000000);
+    await pub.flush();
+    const lines = await onStream(jobId);
+    const last = lines[lines.length - 1];
+    expect(last.stream).toBe(LogStream.System);
+    expect(last.text.toString()).toBe('[TRUNCATED - log exceeded 1024 bytes limit]');
+    // Lines of 8 bytes are stored as 24: 42 fit in 1024 (1008 bytes), the 43rd would pass.
+    expect(lines.length).toBe(43);
+    expect(lines.slice(0, -1).reduce((n, l) => n + storedLineBytes(l.text.length), 0)).toBe(42 * 24);
+    expect(pub.isTruncated).toBe(true);
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ truncated: true, seq: 43, stdout: 100 });
+  });
+
+  it('backpressure: with a stream nobody trims, the writer is made to wait and the stream stops at the limit', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId, { chunkMaxBytes: 4096, maxUnpersistedEntries: 8, logMaxBytes: 1 << 30 });
+    const text = Buffer.from('x'.repeat(70));
+    let waits = 0;
+    let produced = 0;
+    // A reader that honours the promises, as the executors do; it must be held back.
+    const reader = (async () => {
+      for (; produced < 200000; produced++) {
+        const w = pub.line(LogStream.Stdout, text, Date.now());
+        if (w) {
+          waits++;
+          await w;
+        }
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 1500));
+    const len = await redis.xlen(keys.jobLog(jobId));
+    // Nobody trims: the stream holds the limit (plus the chunk that found it full) and the reader is stuck far from the end.
+    expect(len).toBeGreaterThanOrEqual(8);
+    expect(len).toBeLessThanOrEqual(8 + 1);
+    expect(produced).toBeLessThan(200000);
+    expect(produced).toBeLessThan((len + 3) * Math.ceil(4096 / (70 + 13)));
+    expect(waits).toBeGreaterThan(0);
+    expect(pub.backpressureWaits).toBeGreaterThan(0);
+    // The persister catches up (trims everything): the reader goes on to the end.
+    const trimmer = setInterval(() => void redis.xtrim(keys.jobLog(jobId), 'MAXLEN', 0), 5);
+    try {
+      await reader;
+      await pub.flush();
+    } finally {
+      clearInterval(trimmer);
+    }
+    expect(produced).toBe(200000);
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: 200000, stdout: 200000, truncated: false });
+  }, 60000);
+
+  it('fencing: once another writer takes the stream, the old holder is refused and nothing of it lands', async () => {
+    const jobId = randomUUID();
+    const old = await publisherFor(jobId, {}, 'runner-a');
+    old.line(LogStream.Stdout, Buffer.from('before'), 1);
+    await old.flush();
+    const token = await takeJobStream(redis, keys, jobId, 'janitor');
+    expect(token).toBe('2:janitor');
+    old.line(LogStream.Stdout, Buffer.from('after takeover'), 2);
+    await expect(old.flush()).rejects.toBeInstanceOf(FencedError);
+    await expect(old.status({ status: JobStatus.Completed, at: 3, runnerId: 'runner-a', exitCode: 0 })).rejects.toBeInstanceOf(FencedError);
+    expect(() => old.line(LogStream.Stdout, Buffer.from('more'), 4)).toThrow(FencedError);
+    const fresh = new JobLogPublisher(redis, { keys, jobId, token }, settings(), old.shipped);
+    await fresh.system('ended by the janitor');
+    await fresh.status({ status: JobStatus.Failed, at: 5, runnerId: 'runner-a', exitCode: null });
+    expect((await onStream(jobId)).map((l) => [l.seq, l.text.toString()])).toEqual([
+      [1, 'before'],
+      [2, 'ended by the janitor'],
+    ]);
+    const entries = await redis.xrange(keys.jobLog(jobId), '-', '+');
+    expect(entries.filter(([, f]) => f[1] === 'status')).toHaveLength(1);
+    // A terminal event ends the progress record and keeps the fence for a while.
+    expect(await redis.exists(keys.jobProgress(jobId))).toBe(0);
+    expect(await redis.ttl(keys.jobStreamOwner(jobId))).toBeGreaterThan(0);
+  });
+});
