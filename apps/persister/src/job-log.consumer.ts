@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdo
 import { CONFIG, createRedis, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
 import {
   isTerminal,
+  JobErrorCode,
   JobStatus,
   LINES_FIELDS,
   RedisKeys,
@@ -11,49 +12,76 @@ import {
 } from '@flashpods/contracts';
 import { transitionJob } from '@flashpods/database';
 import Redis from 'ioredis';
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { DataSource } from 'typeorm';
 import { streamEntryFields } from '@flashpods/log-format';
 import { EncodedChunk, LogFileWriter } from './log-file.writer';
+import { Lease, PersisterLeases } from './persister-lease';
+import { planRead } from './read-budget';
 
 interface OwnedJob {
   jobId: string;
   /** Id of this job's entry in the `active` stream: pending on us while we own the job. */
   activeEntryId: string;
+  lease: Lease;
   writer: LogFileWriter;
   /** Last entry of the job's stream applied; reading resumes after it. */
   cursor: string;
   statsWrittenAt: number;
   statsDirty: boolean;
+  /** Monotonic time of the last entry read from the job's stream (or of taking the job). */
+  lastEntryAt: number;
+  /** True while the tail loop is applying entries: the writer is in use. */
+  busy: boolean;
+  /** Set when we stopped owning the job (lease lost, finished, shut down): nothing more is written. */
+  gone: boolean;
+  /**
+   * Set when the log could not be written even after retries: the job is `failed` and cancelled;
+   * the rest of its stream is read and dropped until its terminal status.
+   */
+  writeFailed?: string;
 }
 
 type RawEntry = [Buffer, Buffer[]];
 const STATS_INTERVAL_MS = 250;
+/** Waits between attempts at a failed write: three tries over about two seconds. */
+const WRITE_RETRY_DELAYS_MS = [500, 1500];
+/** An owned job whose stream gave nothing for this long is checked in Postgres: ended there, it is finished. */
+const ENDED_IDLE_MS = 3000;
 
 /**
- * Persists job logs. A persister owns a job from the moment it reads the job's entry from the
- * `active` stream's consumer group until the job's terminal status is stored; the entry stays
- * pending meanwhile, and a persister that dies leaves it to be claimed by another after
- * `PERSISTER_CLAIM_IDLE_MS`. The owner tails the job's stream, appends lines (idempotently, by
- * seq), applies status changes after the lines before them, and trims what it has stored.
+ * Persists job logs. Runners announce a job on the `active` stream; a persister that reads the
+ * announcement through the consumer group (new, or claimed from a persister that stopped
+ * refreshing it) takes the job's lease ({@link PersisterLeases}) and owns the job until its
+ * terminal status is stored. Only the lease holder writes: the owner tails the job's stream,
+ * writes lines (idempotently, by seq, at fixed positions), applies status changes after the lines
+ * before them, and trims what it has stored.
  */
 @Injectable()
 export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly log = new Logger(JobLogConsumer.name);
-  private readonly consumer = `${hostname()}-${process.pid}`;
+  /** Unique per process life: a restarted persister with the same host name and pid is someone else. */
+  private readonly consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private readonly owned = new Map<string, OwnedJob>();
   private readonly loops: Promise<void>[] = [];
+  private readonly leases: PersisterLeases;
   private stopping = false;
   private groupReader!: Redis;
   private streamReader!: Redis;
+  /** Round-robin position of the tail loop when it cannot read every stream at once. */
+  private readFrom = 0;
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     private readonly ds: DataSource,
-  ) {}
+  ) {
+    this.leases = new PersisterLeases(redis, keys, this.consumer, config.persister.claimIdleMs);
+  }
 
   get ownedJobIds(): string[] {
     return [...this.owned.keys()];
@@ -65,6 +93,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     this.groupReader = createRedis(this.config, 'persister-group');
     this.streamReader = createRedis(this.config, 'persister-streams');
     this.loops.push(this.guard('discover', () => this.discoverLoop()));
+    this.loops.push(this.guard('lease', () => this.leaseLoop()));
     this.loops.push(this.guard('claim', () => this.claimLoop()));
     this.loops.push(this.guard('tail', () => this.tailLoop()));
     this.log.log(`persister ${this.consumer} writing to ${this.config.logs.dir}`);
@@ -75,11 +104,15 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     this.groupReader?.disconnect();
     this.streamReader?.disconnect();
     await Promise.allSettled(this.loops);
-    // Hand our jobs back at once rather than after the claim window: a fresh entry is read by
-    // another persister straight away; everything we stored is already on disk.
+    // Hand our jobs back at once rather than after the claim window: the lease goes first, then a
+    // fresh entry that another persister reads straight away; everything we stored is on disk.
     for (const job of this.owned.values()) {
+      job.gone = true;
       await this.writeStats(job).catch(() => undefined);
       await job.writer.close();
+      const released = await this.leases.release(job.lease).catch(() => undefined);
+      // Redis unreachable, or the lease is someone else's: leave the entry to be claimed.
+      if (released === undefined || released === 'other') continue;
       await this.redis
         .multi()
         .xadd(this.keys.activeJobs, '*', 'job', job.jobId)
@@ -127,14 +160,33 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     }
   }
 
-  /** Keeps our own entries fresh, and takes over entries of persisters that stopped refreshing theirs. */
+  /**
+   * Every TTL/3: renews our leases, then refreshes (XCLAIM min-idle 0) the `active` entries of
+   * the jobs whose renewal succeeded, so an entry never looks idle while its lease lives. A job
+   * whose lease is no longer ours is dropped at once; its entry is left for whoever holds it.
+   */
+  private async leaseLoop(): Promise<void> {
+    while (!this.stopping) {
+      const jobs = [...this.owned.values()];
+      const renewed = await this.leases.renew(jobs.map((j) => j.lease));
+      const keep: string[] = [];
+      for (const [i, job] of jobs.entries()) {
+        if (job.gone) continue;
+        if (renewed[i]) keep.push(job.activeEntryId);
+        else await this.drop(job, 'its lease is no longer ours');
+      }
+      if (keep.length) {
+        await this.redis.xclaim(this.keys.activeJobs, this.keys.persisterGroup, this.consumer, 0, ...keep, 'JUSTID');
+      }
+      await this.pause(this.leases.ttlMs / 3);
+    }
+  }
+
+  /** Takes over entries of persisters that stopped refreshing them, and finishes jobs ended elsewhere. */
   private async claimLoop(): Promise<void> {
     const idle = this.config.persister.claimIdleMs;
     while (!this.stopping) {
-      const mine = [...this.owned.values()].map((j) => j.activeEntryId);
-      if (mine.length) {
-        await this.redis.xclaim(this.keys.activeJobs, this.keys.persisterGroup, this.consumer, 0, ...mine, 'JUSTID');
-      }
+      await this.finishEndedJobs();
       let cursor = '0-0';
       do {
         const [next, entries] = (await this.redis.xautoclaim(
@@ -154,23 +206,49 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     for (const until = Date.now() + ms; !this.stopping && Date.now() < until; ) await sleep(Math.min(100, ms));
   }
 
+  /**
+   * An `active` entry read (new or claimed). The job is ours only if its lease is free. A lease
+   * held for another entry makes this one a duplicate announcement (a resumed runner, the
+   * lost-runner check), removed; a lease held for this very entry means its owner is alive and
+   * takes the entry back at its next refresh, so it is left alone.
+   */
   private async take(entryId: string, fields: string[]): Promise<void> {
     const jobId = fields[fields.indexOf('job') + 1];
-    if (!jobId || this.owned.has(jobId)) {
-      if (jobId && this.owned.get(jobId)?.activeEntryId !== entryId) await this.release(entryId);
+    if (!jobId) return this.ackEntry(entryId);
+    const mine = this.owned.get(jobId);
+    if (mine) {
+      if (mine.activeEntryId !== entryId) await this.ackEntry(entryId);
+      return;
+    }
+    const got = await this.leases.acquire(jobId, entryId);
+    if (!got.acquired) {
+      if (got.holder.activeEntryId !== entryId) await this.ackEntry(entryId);
       return;
     }
     const row: { status: JobStatus }[] = await this.ds.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
-    if (row.length === 0) {
-      await this.release(entryId);
+    const ended = row.length === 0 || (isTerminal(row[0].status) && (await this.redis.xlen(this.keys.jobLog(jobId))) === 0);
+    if (ended || this.stopping) {
+      await this.leases.release(got.lease);
+      if (ended) await this.ackEntry(entryId);
       return;
     }
-    const writer = await LogFileWriter.open(this.config.logs.dir, jobId, this.config.logs.maxBytes);
-    this.owned.set(jobId, { jobId, activeEntryId: entryId, writer, cursor: '0-0', statsWrittenAt: 0, statsDirty: true });
-    this.log.log(`took job ${jobId} (resuming after seq ${writer.current.lastSeq})`);
+    const job: OwnedJob = {
+      jobId,
+      activeEntryId: entryId,
+      lease: got.lease,
+      writer: await LogFileWriter.open(this.config.logs.dir, jobId, this.config.logs.maxBytes, () => this.mayWrite(job)),
+      cursor: '0-0',
+      statsWrittenAt: 0,
+      statsDirty: true,
+      lastEntryAt: performance.now(),
+      busy: false,
+      gone: false,
+    };
+    this.owned.set(jobId, job);
+    this.log.log(`took job ${jobId} with fence ${got.lease.fence} (resuming after seq ${job.writer.current.lastSeq})`);
   }
 
-  private async release(entryId: string): Promise<void> {
+  private async ackEntry(entryId: string): Promise<void> {
     await this.redis
       .multi()
       .xack(this.keys.activeJobs, this.keys.persisterGroup, entryId)
@@ -178,38 +256,79 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       .exec();
   }
 
+  /** Whether we may still write for the job: it is ours and its lease surely has not expired. */
+  private mayWrite(job: OwnedJob): boolean {
+    return !job.gone && this.owned.get(job.jobId) === job && this.leases.isValid(job.lease);
+  }
+
+  /** Stops owning a job without writing anything more; its entry stays pending for the next owner. */
+  private async drop(job: OwnedJob, why: string): Promise<void> {
+    if (job.gone) return;
+    job.gone = true;
+    if (this.owned.get(job.jobId) === job) this.owned.delete(job.jobId);
+    this.log.warn(`dropped job ${job.jobId} (fence ${job.lease.fence}): ${why}; writing nothing more`);
+    if (!job.busy) await job.writer.close();
+    await this.leases.release(job.lease).catch(() => undefined);
+  }
+
+  /** Checked before each write: a lease that may have expired (a stall, a blocked loop) drops the job. */
+  private async checkLease(job: OwnedJob): Promise<boolean> {
+    if (this.mayWrite(job)) return true;
+    await this.drop(job, 'its lease may have expired');
+    return false;
+  }
+
+  /**
+   * Reads every owned stream, at most `READ_BUDGET_ENTRIES` entries per read in all (see
+   * read-budget.ts), and applies what came.
+   */
   private async tailLoop(): Promise<void> {
     while (!this.stopping) {
-      const jobs = [...this.owned.values()];
-      if (jobs.length === 0) {
+      // A job still being applied (a write retrying) is not read again until that apply is done.
+      const plan = planRead([...this.owned.values()].filter((j) => !j.busy), this.readFrom);
+      this.readFrom = plan.next;
+      if (plan.jobs.length === 0) {
         await sleep(20);
         continue;
       }
       const reply = (await this.streamReader.xreadBuffer(
-        'COUNT', 64, 'BLOCK', 100,
-        'STREAMS', ...jobs.map((j) => this.keys.jobLog(j.jobId)), ...jobs.map((j) => j.cursor),
+        'COUNT', plan.count, 'BLOCK', 100,
+        'STREAMS', ...plan.jobs.map((j) => this.keys.jobLog(j.jobId)), ...plan.jobs.map((j) => j.cursor),
       )) as [Buffer, RawEntry[]][] | null;
       const byKey = new Map((reply ?? []).map(([key, entries]) => [key.toString(), entries]));
-      await Promise.all(
-        jobs.map(async (job) => {
+      // Settled one by one: a failing job is logged and read again from its cursor next round, while
+      // the others go on (a rejected Promise.all would restart this loop with applies still running).
+      const results = await Promise.allSettled(
+        plan.jobs.map(async (job) => {
+          if (job.gone) return;
           const entries = byKey.get(this.keys.jobLog(job.jobId));
-          if (entries?.length) await this.apply(job, entries);
-          else if (job.statsDirty) await this.writeStats(job);
+          job.busy = true;
+          try {
+            if (entries?.length) await this.apply(job, entries);
+            else if (job.statsDirty && this.mayWrite(job)) await this.writeStats(job);
+          } finally {
+            job.busy = false;
+            if (job.gone) await job.writer.close();
+          }
         }),
       );
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      for (const f of failed) this.log.error(`tail: ${(f.reason as Error).message}; reading that job again shortly`);
+      if (failed.length) await sleep(1000);
     }
   }
 
   private async apply(job: OwnedJob, entries: RawEntry[]): Promise<void> {
+    job.lastEntryAt = performance.now();
     // Consecutive line chunks are written together; a status entry first flushes what came before.
     let pending: EncodedChunk[] = [];
     let pendingLastId = job.cursor;
-    const writePending = async () => {
-      if (pending.length === 0) return;
-      await job.writer.appendChunks(pending);
-      job.statsDirty = true;
+    const writePending = async (): Promise<boolean> => {
+      if (pending.length === 0) return true;
+      if (!(await this.write(job, pending))) return false;
       job.cursor = pendingLastId;
       pending = [];
+      return true;
     };
     for (const [rawId, rawFields] of entries) {
       const entryId = rawId.toString();
@@ -224,8 +343,9 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
         pendingLastId = entryId;
         continue;
       }
-      await writePending();
+      if (!(await writePending())) return;
       if (type === StreamEntryType.Status) {
+        if (!(await this.checkLease(job))) return;
         const event = JSON.parse(fields.get(STATUS_FIELDS.event)!.toString()) as StatusEvent;
         await this.writeStats(job);
         await transitionJob(this.ds, job.jobId, event.status, {
@@ -243,27 +363,97 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       }
       job.cursor = entryId;
     }
-    await writePending();
+    if (!(await writePending())) return;
+    if (!(await this.checkLease(job))) return;
     if (Date.now() - job.statsWrittenAt >= STATS_INTERVAL_MS) await this.writeStats(job);
     // Keep the last entry: it tells a re-attaching runner where the log stands.
-    await this.redis.xtrim(this.keys.jobLog(job.jobId), 'MINID', job.cursor);
+    if (!(await this.leases.trim(job.lease, job.cursor))) await this.drop(job, 'its lease is held by another persister');
   }
 
+  /**
+   * Writes a batch of lines while the lease holds, retrying a failed write (ENOSPC, EIO) a few
+   * times; a write that still fails ends the job (`failWrites`). Returns false if the job was
+   * dropped and nothing may follow.
+   */
+  private async write(job: OwnedJob, chunks: EncodedChunk[]): Promise<boolean> {
+    if (job.writeFailed) return true;
+    for (let attempt = 0; ; attempt++) {
+      if (!(await this.checkLease(job))) return false;
+      try {
+        await job.writer.appendChunks(chunks);
+        job.statsDirty = true;
+        return true;
+      } catch (err) {
+        const retryable = typeof (err as NodeJS.ErrnoException).code === 'string';
+        if (!retryable || attempt >= WRITE_RETRY_DELAYS_MS.length) {
+          await this.failWrites(job, err as Error);
+          return true;
+        }
+        this.log.warn(`job ${job.jobId}: log write failed (${(err as Error).message}); retrying`);
+        await sleep(WRITE_RETRY_DELAYS_MS[attempt]);
+      }
+    }
+  }
+
+  /**
+   * The log cannot be stored: rather than let the job run on unrecorded, it ends `failed` with
+   * `log_write_failed` and is cancelled, as a user's cancel would (the runner kills the container).
+   * We keep reading its stream, writing nothing, until its terminal status, then finish it as usual.
+   */
+  private async failWrites(job: OwnedJob, err: Error): Promise<void> {
+    const cause = (err as NodeJS.ErrnoException).code ? `${(err as NodeJS.ErrnoException).code}: ${err.message}` : err.message;
+    const message = `could not write the log (${cause}); lines after seq ${job.writer.current.lastSeq} were not stored`;
+    job.writeFailed = message;
+    this.log.error(`job ${job.jobId}: ${message}; failing and cancelling it`);
+    await transitionJob(this.ds, job.jobId, JobStatus.Failed, { errorCode: JobErrorCode.LogWriteFailed, errorMessage: message });
+    await this.redis
+      .multi()
+      .set(this.keys.jobCancel(job.jobId), '1', 'EX', 24 * 3600)
+      .publish(this.keys.cancelChannel, job.jobId)
+      .exec();
+    await this.writeStats(job);
+  }
+
+  /** Stats never go backwards: a stale owner's update (an older `log_last_seq`) changes nothing. */
   private async writeStats(job: OwnedJob): Promise<void> {
     const s = job.writer.current;
     await this.ds.query(
       `UPDATE jobs SET log_bytes = $2, log_lines = $3, log_truncated = $4, log_last_seq = $5, updated_at = now()
-       WHERE id = $1`,
+       WHERE id = $1 AND log_last_seq <= $5`,
       [job.jobId, s.bytes, s.lines, s.truncated, s.lastSeq],
     );
     job.statsWrittenAt = Date.now();
     job.statsDirty = false;
   }
 
+  /**
+   * Owned jobs that ended in Postgres without a terminal entry reaching us (a job failed or
+   * cancelled directly there, a runner that died before reporting) and whose stream has been quiet
+   * for a while: finished, so they do not stay owned forever.
+   */
+  private async finishEndedJobs(): Promise<void> {
+    const quiet = [...this.owned.values()].filter((j) => performance.now() - j.lastEntryAt > ENDED_IDLE_MS);
+    if (quiet.length === 0) return;
+    const rows: { id: string; status: JobStatus }[] = await this.ds.query('SELECT id, status FROM jobs WHERE id = ANY($1::uuid[])', [
+      quiet.map((j) => j.jobId),
+    ]);
+    const status = new Map(rows.map((r) => [r.id, r.status]));
+    for (const job of quiet) {
+      const s = status.get(job.jobId);
+      if (s !== undefined && !isTerminal(s) && s !== JobStatus.Cleaned) continue;
+      if (job.busy || job.gone || performance.now() - job.lastEntryAt <= ENDED_IDLE_MS) continue;
+      this.log.log(`job ${job.jobId} is ${s ?? 'deleted'} and its stream is quiet; finishing it`);
+      await this.finish(job);
+    }
+  }
+
   private async finish(job: OwnedJob): Promise<void> {
-    this.owned.delete(job.jobId);
-    await job.writer.close();
-    await this.release(job.activeEntryId);
+    if (this.owned.get(job.jobId) === job) this.owned.delete(job.jobId);
+    job.gone = true;
+    if (!job.writeFailed && this.leases.isValid(job.lease)) await this.writeStats(job);
+    if (!job.busy) await job.writer.close();
+    // Our entry is acked only if no other persister holds the job by now.
+    if ((await this.leases.release(job.lease)) !== 'other') await this.ackEntry(job.activeEntryId);
     // Live readers may still be catching up from the stream; it goes after a grace period.
     await this.redis.expire(this.keys.jobLog(job.jobId), 300);
   }

@@ -50,10 +50,47 @@ describe('LogFileWriter', () => {
     expect(kept[0]).toBe('[10:30:00.124] line 001');
     expect(kept[kept.length - 1]).toMatch(/^\[10:30:00\.\d{3}\] \[TRUNCATED - log exceeded 1024 bytes limit\]$/);
     expect(kept[kept.length - 2]).toBe(`[10:30:00.${123 + kept.length - 1}] line ${String(kept.length - 1).padStart(3, '0')}`);
-    expect(size - Buffer.byteLength(kept[kept.length - 1] + '\n')).toBeLessThanOrEqual(1024);
+    // Within the cap, and filled up to it: the line that did not fit would have passed it.
+    const beforeMarker = size - Buffer.byteLength(kept[kept.length - 1] + '\n');
+    const nextLine = Buffer.byteLength(`[10:30:00.000] line ${String(kept.length).padStart(3, '0')}\n`);
+    expect(beforeMarker).toBeLessThanOrEqual(1024);
+    expect(beforeMarker + nextLine).toBeGreaterThan(1024);
     expect(w.current).toMatchObject({ truncated: true, lastSeq: 100, lines: kept.length, bytes: size });
     expect(await w.append([line(101, 'after the cap')])).toBe(0);
     await w.close();
+  });
+
+  it('two writers given the same batches in any interleaving leave the file one writer would', async () => {
+    const batches = [1, 4, 9, 10, 25].map((first, i, all) =>
+      Array.from({ length: (all[i + 1] ?? 40) - first }, (_, k) => line(first + k, `line ${first + k}${'x'.repeat(k % 7)}`)),
+    );
+    const refDir = await mkdtemp(join(tmpdir(), 'fp-writer-ref-'));
+    try {
+      const ref = await LogFileWriter.open(refDir, 'job', 1 << 20);
+      for (const b of batches) await ref.append(b);
+      await ref.close();
+
+      // `a` owns the job; `b` takes over after batch 0 while `a`, stale, goes on writing what it read.
+      const a = await LogFileWriter.open(dir, 'job', 1 << 20);
+      await a.append(batches[0]);
+      const b = await LogFileWriter.open(dir, 'job', 1 << 20);
+      await a.append(batches[1]);
+      await b.append(batches[1]);
+      await b.append(batches[2]);
+      await a.append(batches[2]);
+      await a.append(batches[3]);
+      await b.append([...batches[2], ...batches[3]]);
+      await b.append(batches[4]);
+      await a.append(batches[4]);
+      await Promise.all([a.close(), b.close()]);
+
+      expect((await readFile(join(dir, 'job.log'))).equals(await readFile(join(refDir, 'job.log')))).toBe(true);
+      expect((await readFile(join(dir, 'job.idx'))).equals(await readFile(join(refDir, 'job.idx')))).toBe(true);
+      const records = await readIndexAfter(join(dir, 'job.idx'), 0, 100);
+      expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 39 }, (_, i) => i + 1));
+    } finally {
+      await rm(refDir, { recursive: true, force: true });
+    }
   });
 
   it('cuts off a write a crash left half done, and resumes at the right seq', async () => {

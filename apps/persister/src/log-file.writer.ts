@@ -14,9 +14,9 @@ import {
   truncationMarkerText,
   writeIndexRecord,
 } from '@flashpods/log-format';
+import { constants } from 'node:fs';
 import { FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
-
 
 /** Lines as they travel, encoded by the chunk codec. */
 export interface EncodedChunk {
@@ -36,10 +36,24 @@ export interface LogFileState {
 }
 
 /**
- * Appends one job's lines to `{job_id}.log` (seed-000 format) and their records to `{job_id}.idx`.
- * Idempotent by seq: a line at or below `lastSeq` is skipped, so re-delivered chunks never
- * duplicate. On open, anything past the last complete index record (a write cut short by a crash)
- * is cut off, so the two files always agree.
+ * Not O_APPEND (Node's 'a'/'a+'): with it every write goes to the end whatever position it names.
+ * Positional writes are what make a second writer harmless, see {@link LogFileWriter}.
+ */
+const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT;
+
+/**
+ * Writes one job's lines to `{job_id}.log` (seed-000 format) and their records to `{job_id}.idx`.
+ *
+ * Every write goes to an explicit position: log bytes at the committed size, index records at
+ * `lines × 32`. The bytes stored for seq N are a function of the lines before it only, so a writer
+ * that repeats a batch (a retry, or a stale owner that lost its lease between its check and its
+ * write) rewrites identical bytes at identical offsets instead of appending a second copy.
+ * Idempotent by seq too: a line at or below `lastSeq` is skipped.
+ *
+ * The files only ever hold committed state: a write that fails (ENOSPC, EIO) cuts both files back
+ * to the last committed size before it rethrows, and the state stays where it was, so a retry
+ * writes the same batch at the same place. On open, anything past the last complete index record
+ * (a write cut short by a crash) is cut off the same way.
  */
 export class LogFileWriter {
   private constructor(
@@ -47,6 +61,7 @@ export class LogFileWriter {
     private readonly index: FileHandle,
     private readonly maxBytes: number,
     private state: LogFileState,
+    private readonly mayRepair: () => boolean,
   ) {
     this.marker = Buffer.from(truncationMarkerText(maxBytes));
   }
@@ -55,9 +70,13 @@ export class LogFileWriter {
   private lastTs = Number.NaN;
   private lastPrefix = Buffer.alloc(0);
 
-  static async open(dir: string, jobId: string, maxBytes: number): Promise<LogFileWriter> {
-    const log = await open(join(dir, logFileName(jobId)), 'a+');
-    const index = await open(join(dir, indexFileName(jobId)), 'a+');
+  /**
+   * `mayRepair` is asked before a failed write cuts the files back: a writer that is no longer the
+   * job's owner must not shorten files its successor has written further.
+   */
+  static async open(dir: string, jobId: string, maxBytes: number, mayRepair: () => boolean = () => true): Promise<LogFileWriter> {
+    const log = await open(join(dir, logFileName(jobId)), OPEN_FLAGS, 0o644);
+    const index = await open(join(dir, indexFileName(jobId)), OPEN_FLAGS, 0o644);
     const indexSize = (await index.stat()).size;
     const records = Math.floor(indexSize / INDEX_RECORD_BYTES);
     const state: LogFileState = { bytes: 0, lines: records, lastSeq: 0, truncated: false };
@@ -71,21 +90,21 @@ export class LogFileWriter {
     }
     if (indexSize !== records * INDEX_RECORD_BYTES) await index.truncate(records * INDEX_RECORD_BYTES);
     if ((await log.stat()).size !== state.bytes) await log.truncate(state.bytes);
-    return new LogFileWriter(log, index, maxBytes, state);
+    return new LogFileWriter(log, index, maxBytes, state, mayRepair);
   }
 
   get current(): Readonly<LogFileState> {
     return this.state;
   }
 
-  /** Writes the lines not yet written, in one append to each file. Returns how many it wrote. */
+  /** Writes the lines not yet written, in one write to each file. Returns how many it wrote. */
   async append(lines: readonly LogLine[]): Promise<number> {
     return lines.length ? this.appendChunks([{ data: encodeLines(lines), firstSeq: lines[0].seq, count: lines.length }]) : 0;
   }
 
   /**
    * The same for encoded chunks as they come off the stream, without decoding them into objects:
-   * the hot path. Consecutive chunks go out in one append to each file.
+   * the hot path. Consecutive chunks go out in one write to each file.
    */
   async appendChunks(chunks: readonly EncodedChunk[]): Promise<number> {
     let capacity = 0;
@@ -141,14 +160,31 @@ export class LogFileWriter {
         next.lines += 1;
       }
     }
-    if (records > 0) {
-      // Log first, index second: a crash between them leaves lines the index does not know,
-      // which open() cuts off and the stream delivers again.
-      await this.log.appendFile(out.subarray(0, o));
-      await this.index.appendFile(index.subarray(0, records * INDEX_RECORD_BYTES));
-    }
+    if (records > 0) await this.commit(out.subarray(0, o), index.subarray(0, records * INDEX_RECORD_BYTES));
     this.state = next;
     return records;
+  }
+
+  /**
+   * Log first, index second: a crash between them leaves lines the index does not know, which
+   * open() cuts off and the stream delivers again. A failed write is undone here.
+   */
+  private async commit(lines: Buffer, records: Buffer): Promise<void> {
+    try {
+      await writeAt(this.log, lines, this.state.bytes);
+      await writeAt(this.index, records, this.state.lines * INDEX_RECORD_BYTES);
+    } catch (err) {
+      if (this.mayRepair()) await this.cutBack().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Shortens both files to the committed state (never lengthens them: that would write zeros). */
+  private async cutBack(): Promise<void> {
+    const logSize = this.state.bytes;
+    const indexSize = this.state.lines * INDEX_RECORD_BYTES;
+    if ((await this.log.stat()).size > logSize) await this.log.truncate(logSize);
+    if ((await this.index.stat()).size > indexSize) await this.index.truncate(indexSize);
   }
 
   /** Lines read together share a timestamp: their prefix is formatted once. */
@@ -162,5 +198,14 @@ export class LogFileWriter {
 
   async close(): Promise<void> {
     await Promise.allSettled([this.log.close(), this.index.close()]);
+  }
+}
+
+/** `buf` at `position`, all of it: a write may store only part (the disk filling up mid-write). */
+async function writeAt(file: FileHandle, buf: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < buf.length; ) {
+    const { bytesWritten } = await file.write(buf, done, buf.length - done, position + done);
+    if (bytesWritten === 0) throw new Error(`wrote 0 of ${buf.length - done} bytes at ${position + done}`);
+    done += bytesWritten;
   }
 }
