@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { bullRootOptions, FlashpodsConfigModule, getConfig } from '@flashpods/config';
 import { QueueName } from '@flashpods/contracts';
 import { DatabaseModule } from '@flashpods/database';
+import { LivenessSweep } from './liveness-sweep.service';
 import { SweepProcessor } from './sweep.processor';
 import { SweepScheduler } from './sweep.scheduler';
 import { SweepsService } from './sweeps.service';
@@ -12,8 +13,8 @@ import { SweepsService } from './sweeps.service';
     FlashpodsConfigModule,
     DatabaseModule,
     BullModule.forRootAsync({ useFactory: () => bullRootOptions(getConfig(), 'janitor') }),
-    BullModule.registerQueue({ name: QueueName.Janitor }),
+    BullModule.registerQueue({ name: QueueName.Janitor }, { name: QueueName.Jobs }),
   ],
-  providers: [SweepsService, SweepProcessor, SweepScheduler],
+  providers: [SweepsService, LivenessSweep, SweepProcessor, SweepScheduler],
 })
 export class JanitorModule {}

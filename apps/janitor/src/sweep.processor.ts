@@ -5,6 +5,7 @@ import { JobName, QueueName, RedisKeys, SweepJobName, SWEEP_JOB_NAMES } from '@f
 import { Job } from 'bullmq';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
+import { LivenessSweep } from './liveness-sweep.service';
 import { SweepResult, SweepsService } from './sweeps.service';
 
 /** Advisory lock ids, one per sweep: a sweep never runs twice at once, whatever the janitor count. */
@@ -13,11 +14,13 @@ const LOCK_IDS: Record<SweepJobName, number> = {
   [JobName.QuotaSweep]: 7_262_024_102,
   [JobName.RetentionSweep]: 7_262_024_103,
   [JobName.OrphanSweep]: 7_262_024_104,
+  [JobName.LivenessSweep]: 7_262_024_105,
 };
 
 export type SweepOutcome = (SweepResult & { sweep: SweepJobName; ms: number }) | { sweep: SweepJobName; skipped: 'locked' };
 
-@Processor(QueueName.Janitor)
+// Sweeps run side by side (each under its own lock), so a long TTL sweep never delays the liveness sweep.
+@Processor(QueueName.Janitor, { concurrency: 5 })
 export class SweepProcessor extends WorkerHost {
   private readonly log = new Logger(SweepProcessor.name);
 
@@ -26,6 +29,7 @@ export class SweepProcessor extends WorkerHost {
     private readonly ds: DataSource,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
+    private readonly liveness?: LivenessSweep,
   ) {
     super();
   }
@@ -45,14 +49,17 @@ export class SweepProcessor extends WorkerHost {
         locked: boolean;
       }[];
       if (!locked) {
-        this.log.log(`${sweep}: another janitor is sweeping; skipped`);
+        if (sweep !== JobName.LivenessSweep) this.log.log(`${sweep}: another janitor is sweeping; skipped`);
         return { sweep, skipped: 'locked' };
       }
       try {
         const started = Date.now();
         const result = await this.run(sweep);
         const outcome = { sweep, ...result, ms: Date.now() - started };
-        this.log.log(`${sweep}: ${result.jobs} jobs, ${result.files} files, ${result.bytes} bytes in ${outcome.ms} ms`);
+        // The liveness sweep runs every few seconds: only what it did is worth a line.
+        if (sweep !== JobName.LivenessSweep || result.jobs > 0) {
+          this.log.log(`${sweep}: ${result.jobs} jobs, ${result.files} files, ${result.bytes} bytes in ${outcome.ms} ms`);
+        }
         await this.record(outcome);
         return outcome;
       } finally {
@@ -73,6 +80,9 @@ export class SweepProcessor extends WorkerHost {
         return this.sweeps.retention();
       case JobName.OrphanSweep:
         return this.sweeps.orphans();
+      case JobName.LivenessSweep:
+        if (!this.liveness) throw new Error('this processor was built without the liveness sweep');
+        return this.liveness.run();
     }
   }
 

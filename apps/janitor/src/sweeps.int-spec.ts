@@ -7,7 +7,7 @@ import { readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { JobFactory } from '../../../test/support/job.factory';
-import { createTestWorld, TestWorld } from '../../../test/support/test-env';
+import { createTestWorld, TestWorld, waitFor } from '../../../test/support/test-env';
 import { SweepProcessor } from './sweep.processor';
 import { SweepsService } from './sweeps.service';
 
@@ -15,6 +15,14 @@ const exists = (p: string) => stat(p).then(() => true, () => false);
 const ago = (ms: number) => new Date(Date.now() - ms);
 const MIN = 60_000;
 const DAY = 86_400_000;
+/** `p`'s value, or a rejection if it has not settled within `ms`. */
+const within = <T>(ms: number, p: Promise<T>): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+};
 
 describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
   let world: TestWorld;
@@ -68,6 +76,36 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
     expect(await statusOf(running)).toBe(JobStatus.Running);
     expect(await exists(logOf(running))).toBe(true);
     expect(await sweeps({ LOG_RETENTION_SECONDS: '60' }).ttl()).toEqual({ jobs: 0, files: 0, bytes: 0 });
+  });
+
+  it('TTL and quota mark a job cleaned before deleting its files: a terminal job never has its log missing', async () => {
+    for (const sweep of [(s: SweepsService) => s.ttl(), (s: SweepsService) => s.quota()]) {
+      const job = await jobWithLog(JobStatus.Completed, ago(2 * MIN), 100);
+      // Hold the job's row, so the sweep's UPDATE waits, and look at the files while it does.
+      const holder = ds.createQueryRunner();
+      await holder.connect();
+      await holder.startTransaction();
+      let filesWhileWaiting: boolean;
+      let running: Promise<unknown>;
+      try {
+        await holder.query('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [job.id]);
+        running = sweep(sweeps({ LOG_RETENTION_SECONDS: '60', LOG_TOTAL_MAX_BYTES: '1' }));
+        await waitFor(
+          'the sweep to wait on the row lock',
+          async () => ((await ds.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).length ? true : undefined),
+          10000,
+          20,
+        );
+        filesWhileWaiting = (await exists(logOf(job))) && (await statusOf(job)) === JobStatus.Completed;
+      } finally {
+        await holder.rollbackTransaction();
+        await holder.release();
+      }
+      await running!;
+      expect(filesWhileWaiting).toBe(true);
+      expect(await statusOf(job)).toBe(JobStatus.Cleaned);
+      expect(await exists(logOf(job))).toBe(false);
+    }
   });
 
   it('quota: deletes the oldest terminal logs first until under LOG_TOTAL_MAX_BYTES, never a running job', async () => {
@@ -125,26 +163,91 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
     expect(await redis.exists(keys.jobLog(live.id))).toBe(1);
   });
 
-  it('never runs the same sweep twice at once: a second janitor skips while the lock is held', async () => {
-    const processor = (s: SweepsService) => new SweepProcessor(s, ds, redis, redisKeys(world.redisPrefix));
-    const a = processor(sweeps());
-    const b = processor(sweeps());
-    const holder = ds.createQueryRunner();
-    await holder.connect();
-    await holder.query('SELECT pg_advisory_lock($1)', [7_262_024_101]);
+  it('never runs the same sweep twice at once: a second janitor skips while the first is sweeping', async () => {
+    // Two janitors as in production: each its own Postgres pool and Redis connection.
+    const otherDs = await createDataSource(world.databaseUrl).initialize();
+    const otherRedis = new Redis(world.env.REDIS_URL);
+    const keys = redisKeys(world.redisPrefix);
+    const a = new SweepProcessor(sweeps(), ds, redis, keys);
+    const config = loadConfig(world.env);
+    const b = new SweepProcessor(new SweepsService(config, otherRedis, keys, otherDs), otherDs, otherRedis, keys);
+    const blocker = ds.createQueryRunner();
     try {
-      expect(await b.runLocked('ttl-sweep' as never)).toEqual({ sweep: 'ttl-sweep', skipped: 'locked' });
+      const job = await jobWithLog(JobStatus.Completed, ago(3 * DAY), 7);
+      // Hold the job's row: janitor A's sweep takes its lock, finds the job and waits on this row to
+      // mark it cleaned (files go only after that), so it is observably mid-sweep.
+      await blocker.connect();
+      await blocker.startTransaction();
+      await blocker.query('SELECT id FROM jobs WHERE id = $1 FOR UPDATE', [job.id]);
+      const startedA = Date.now();
+      const runA = a.runLocked('ttl-sweep' as never);
+      await waitFor('janitor A blocked inside its sweep', async () => {
+        const rows: unknown[] = await otherDs.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE jobs%'`,
+        );
+        return rows.length === 1 ? true : undefined;
+      });
+      // Marked first, deleted after: while the mark waits, the job is not cleaned and its log is whole.
+      expect(await exists(logOf(job))).toBe(true);
+      // While A sweeps, B starts the same sweep: it must not run it. (A B that ran it would wait on
+      // the same row; the deadline turns that into a failure here rather than a hung test.)
+      expect(await within(3000, b.runLocked('ttl-sweep' as never))).toEqual({ sweep: 'ttl-sweep', skipped: 'locked' });
+      // A different sweep is not held up by the TTL sweep's lock.
+      expect(await b.runLocked('retention-sweep' as never)).toMatchObject({ sweep: 'retention-sweep', jobs: 0 });
+      const held = 300;
+      await new Promise((r) => setTimeout(r, held));
+      await blocker.commitTransaction();
+      const ra = await runA;
+      const elapsedA = Date.now() - startedA;
+      expect(ra).toMatchObject({ sweep: 'ttl-sweep', jobs: 1, files: 2, bytes: 7 + 32 });
+      expect(await statusOf(job)).toBe(JobStatus.Cleaned);
+      // The lock is released with the sweep: B can now run it (and finds nothing left).
+      expect(await b.runLocked('ttl-sweep' as never)).toMatchObject({ sweep: 'ttl-sweep', jobs: 0, files: 0, bytes: 0 });
+      const stats = await redis.hgetall(keys.janitorStats('ttl-sweep'));
+      expect(stats).toMatchObject({ runs: '2', jobs_total: '1', files_total: '2', bytes_total: '39', last_jobs: '0' });
+      // A's run lasted at least as long as the row was held, and no longer than we waited for it.
+      const ms = 'ms' in ra ? ra.ms : -1;
+      expect(ms).toBeGreaterThanOrEqual(held);
+      expect(ms).toBeLessThanOrEqual(elapsedA);
     } finally {
-      await holder.query('SELECT pg_advisory_unlock($1)', [7_262_024_101]);
-      await holder.release();
+      if (blocker.isTransactionActive) await blocker.rollbackTransaction();
+      await blocker.release();
+      otherRedis.disconnect();
+      await otherDs.destroy();
     }
-    await jobWithLog(JobStatus.Completed, ago(3 * DAY), 7);
-    const [ra, rb] = await Promise.all([a.runLocked('ttl-sweep' as never), b.runLocked('ttl-sweep' as never)]);
-    const ran = [ra, rb].filter((r) => !('skipped' in r));
-    const cleanedTotal = ran.reduce((n, r) => n + ('jobs' in r ? r.jobs : 0), 0);
-    expect(cleanedTotal).toBe(1);
-    const stats = await redis.hgetall(redisKeys(world.redisPrefix).janitorStats('ttl-sweep'));
-    expect(Number(stats.jobs_total)).toBe(1);
-    expect(Number(stats.last_ms)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('records the duration of the last run of a sweep', async () => {
+    const keys = redisKeys(world.redisPrefix);
+    const p = new SweepProcessor(sweeps(), ds, redis, keys);
+    const blocker = ds.createQueryRunner();
+    await blocker.connect();
+    try {
+      // The retention sweep waits on a lock on the jobs table for `held` ms: its last_ms says so.
+      await blocker.startTransaction();
+      await blocker.query('LOCK TABLE jobs IN EXCLUSIVE MODE');
+      const started = Date.now();
+      const run = p.runLocked('retention-sweep' as never);
+      await waitFor('the retention sweep blocked on the table lock', async () => {
+        const rows: unknown[] = await ds.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM jobs%'`,
+        );
+        return rows.length === 1 ? true : undefined;
+      });
+      const held = 400;
+      await new Promise((r) => setTimeout(r, held));
+      await blocker.commitTransaction();
+      const outcome = await run;
+      const elapsed = Date.now() - started;
+      const stats = await redis.hgetall(keys.janitorStats('retention-sweep'));
+      expect(Number(stats.last_ms)).toBe('ms' in outcome ? outcome.ms : NaN);
+      expect(Number(stats.last_ms)).toBeGreaterThanOrEqual(held);
+      expect(Number(stats.last_ms)).toBeLessThanOrEqual(elapsed);
+      expect(Number(stats.last_at)).toBeGreaterThanOrEqual(started);
+      expect(Number(stats.last_at)).toBeLessThanOrEqual(Date.now());
+    } finally {
+      if (blocker.isTransactionActive) await blocker.rollbackTransaction();
+      await blocker.release();
+    }
   });
 });

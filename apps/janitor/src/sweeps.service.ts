@@ -120,11 +120,10 @@ export class SweepsService {
   private async orphanStreams(): Promise<number> {
     let removed = 0;
     let cursor = '0';
-    const prefix = this.keys.jobLog('');
     do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', this.keys.jobLogPattern, 'COUNT', 500);
       cursor = next;
-      const ids = keys.map((k) => k.slice(prefix.length)).filter((id) => /^[0-9a-f-]{36}$/.test(id));
+      const ids = keys.map((k) => this.keys.jobIdOfLogKey(k) ?? '').filter((id) => /^[0-9a-f-]{36}$/.test(id));
       if (ids.length === 0) continue;
       const known = await this.statusesOf(ids);
       const live = new Set([...known].filter(([, s]) => !TERMINAL_STATUSES.includes(s) && s !== JobStatus.Cleaned).map(([id]) => id));
@@ -146,22 +145,25 @@ export class SweepsService {
     return new Map(rows.map((r) => [r.id, r.status]));
   }
 
-  /** Deletes a terminal job's log and index, then marks it `cleaned`. */
+  /**
+   * Marks the job `cleaned`, then deletes its files: in that order, a reader never sees a terminal
+   * job whose log is already gone (`output` answering 200 with nothing), only `410 logs_deleted`.
+   */
   private async cleanJob(id: string): Promise<SweepResult> {
+    if (!(await transitionJob(this.ds, id, JobStatus.Cleaned))) return { jobs: 0, files: 0, bytes: 0 };
     const files = await this.removeFilesOf([id]);
-    const moved = await transitionJob(this.ds, id, JobStatus.Cleaned);
-    return { jobs: moved ? 1 : 0, files: files.files, bytes: files.bytes };
+    return { jobs: 1, files: files.files, bytes: files.bytes };
   }
 
-  /** The same for a batch: files removed concurrently, one UPDATE for all (still only from a terminal state). */
+  /** The same for a batch: one UPDATE for all (still only from a terminal state), then the files of those it moved. */
   private async cleanJobs(ids: string[]): Promise<SweepResult> {
     if (ids.length === 0) return { jobs: 0, files: 0, bytes: 0 };
-    const files = await this.removeFilesOf(ids);
-    const [, moved] = (await this.ds.query(
-      `UPDATE jobs SET status = $2, cleaned_at = now(), updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($3::text[])`,
+    const [moved] = (await this.ds.query(
+      `UPDATE jobs SET status = $2, cleaned_at = now(), updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($3::text[]) RETURNING id`,
       [ids, JobStatus.Cleaned, [...TERMINAL_STATUSES]],
-    )) as [unknown[], number];
-    return { jobs: moved, files: files.files, bytes: files.bytes };
+    )) as [{ id: string }[], number];
+    const files = await this.removeFilesOf(moved.map((r) => r.id));
+    return { jobs: moved.length, files: files.files, bytes: files.bytes };
   }
 
   private async removeFilesOf(ids: string[]): Promise<{ files: number; bytes: number }> {
