@@ -37,6 +37,12 @@
     return body;
   }
 
+  /** A short-lived ticket for this job's stream or download: the token itself never goes in a URL. */
+  const ticketUrl = async (id, path, params = {}) => {
+    const { ticket } = await api(`/jobs/${id}/logs/ticket`, { method: 'POST' });
+    return `/jobs/${id}/logs/${path}?${new URLSearchParams({ ...params, ticket })}`;
+  };
+
   function signIn() {
     app.replaceChildren(document.getElementById('signin').content.cloneNode(true));
     document.getElementById('signin-form').addEventListener('submit', async (e) => {
@@ -129,7 +135,10 @@
       autoscroll.checked = atBottom;
     });
     const state = el('span', {}, 'connecting…');
-    const download = el('a', { href: `/jobs/${id}/logs/download?access_token=${encodeURIComponent(token())}` }, 'Download');
+    const download = el('a', { href: '#', onclick: async (e) => {
+      e.preventDefault();
+      location.href = await ticketUrl(id, 'download');
+    } }, 'Download');
     app.replaceChildren(header,
       el('div', { class: 'toolbar' }, search, ...chips),
       log,
@@ -154,34 +163,63 @@
       state.textContent = 'The logs of this job were deleted by the cleanup.';
       return;
     }
-    const source = new EventSource(`/jobs/${id}/logs/stream?access_token=${encodeURIComponent(token())}`);
+    // EventSource reconnects by itself while the server lets it; a refused reconnect (an expired
+    // ticket: 401) closes it, and then a fresh ticket opens a new one after the last line seen.
+    let source = null;
+    let lastSeq = 0;
+    let ended = false;
     let pending = false;
-    source.addEventListener('open', () => (state.textContent = 'live'));
-    source.addEventListener('line', (e) => {
-      addLine(JSON.parse(e.data));
-      if (autoscroll.checked && !pending) {
-        pending = true;
-        requestAnimationFrame(() => {
-          programmatic = true;
-          log.scrollTop = log.scrollHeight;
-          requestAnimationFrame(() => (programmatic = false));
-          pending = false;
-        });
+    const open = async () => {
+      source = new EventSource(await ticketUrl(id, 'stream', lastSeq ? { after_seq: lastSeq } : {}));
+      source.addEventListener('open', () => (state.textContent = 'live'));
+      source.addEventListener('line', (e) => {
+        const l = JSON.parse(e.data);
+        lastSeq = l.seq;
+        addLine(l);
+        if (autoscroll.checked && !pending) {
+          pending = true;
+          requestAnimationFrame(() => {
+            programmatic = true;
+            log.scrollTop = log.scrollHeight;
+            requestAnimationFrame(() => (programmatic = false));
+            pending = false;
+          });
+        }
+      });
+      source.addEventListener('end', async (e) => {
+        ended = true;
+        source.close();
+        state.textContent = `ended: ${JSON.parse(e.data).status}`;
+        job = await api(`/jobs/${id}`);
+        renderHeader();
+      });
+      source.addEventListener('error', () => {
+        if (ended) return;
+        state.textContent = 'reconnecting…';
+        if (source.readyState === EventSource.CLOSED) reopen();
+      });
+    };
+    const reopen = async () => {
+      await new Promise((r) => setTimeout(r, 1000));
+      if (ended) return;
+      // A finished job whose every line we have answers 204: nothing left to wait for.
+      job = await api(`/jobs/${id}`).catch(() => job);
+      if (TERMINAL.includes(job.status) && source.readyState === EventSource.CLOSED && lastSeq >= (job.log.lines || 0)) {
+        ended = true;
+        state.textContent = `ended: ${job.status}`;
+        renderHeader();
+        return;
       }
-    });
-    source.addEventListener('end', async (e) => {
-      source.close();
-      state.textContent = `ended: ${JSON.parse(e.data).status}`;
-      job = await api(`/jobs/${id}`);
-      renderHeader();
-    });
-    source.addEventListener('error', () => (state.textContent = 'reconnecting…'));
+      open().catch(() => reopen());
+    };
+    await open();
     const refresh = setInterval(async () => {
       job = await api(`/jobs/${id}`).catch(() => job);
       renderHeader();
     }, 2000);
     stopCurrent = () => {
-      source.close();
+      ended = true;
+      if (source) source.close();
       clearInterval(refresh);
     };
   }

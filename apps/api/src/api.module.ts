@@ -9,10 +9,12 @@ import { QueueName } from '@flashpods/contracts';
 import { DatabaseModule } from '@flashpods/database';
 import { adminOnly } from './auth/admin-basic.middleware';
 import { AuthGuard } from './auth/auth.guard';
+import { LogTicketService } from './auth/log-ticket.service';
 import { RateLimiter } from './auth/rate-limiter';
 import { TokenService } from './auth/token.service';
 import { TokensController } from './auth/tokens.controller';
 import { ApiErrorFilter } from './common/api-error.filter';
+import { FAIL_FAST, FailFastRedisCloser, failFastRedisProvider } from './common/fail-fast-redis';
 import { HealthController } from './health/health.controller';
 import { MetricsController } from './health/metrics.controller';
 import { JobsController } from './jobs/jobs.controller';
@@ -26,7 +28,8 @@ import { LogStreamService } from './logs/log-stream.service';
   imports: [
     FlashpodsConfigModule,
     DatabaseModule,
-    BullModule.forRootAsync({ useFactory: () => bullRootOptions(getConfig(), 'api') }),
+    // Enqueueing is on the request path too: it fails fast rather than waiting for Redis.
+    BullModule.forRootAsync({ useFactory: () => bullRootOptions(getConfig(), 'api', FAIL_FAST) }),
     BullModule.registerQueue({ name: QueueName.Jobs }, { name: QueueName.Janitor }),
     BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: adminOnly }),
     BullBoardModule.forFeature(
@@ -36,8 +39,11 @@ import { LogStreamService } from './logs/log-stream.service';
   ],
   controllers: [UiController, HealthController, MetricsController, JobsController, JobLogsController, TokensController],
   providers: [
+    failFastRedisProvider,
+    FailFastRedisCloser,
     TokenService,
     RateLimiter,
+    LogTicketService,
     JobsService,
     JobLogsService,
     LogStreamService,

@@ -5,7 +5,8 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { createServiceLogger, preflight } from '@flashpods/config';
 import helmet from 'helmet';
 import { ApiModule } from './api.module';
-import { bodyErrors, jsonBody } from './common/body-parser';
+import { keepBullBoardOffline } from './admin/bull-board.offline';
+import { bodyErrors, jsonBody, jsonOnly } from './common/body-parser';
 
 async function bootstrap(): Promise<void> {
   const config = await preflight('api');
@@ -14,13 +15,28 @@ async function bootstrap(): Promise<void> {
     logger: createServiceLogger(config, 'api'),
   });
   app.disable('x-powered-by');
-  // Helmet's defaults everywhere; Bull Board and Swagger UI serve inline scripts and styles.
+  keepBullBoardOffline(app);
+  // Helmet's defaults everywhere; Bull Board uses inline styles, and Swagger UI inline scripts.
+  // Bull Board's policy still keeps every request on this origin.
   const strict = helmet();
+  const board = helmet({
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+      },
+    },
+  });
   const relaxed = helmet({ contentSecurityPolicy: false });
   app.use((req: { path: string }, res: unknown, next: () => void) =>
-    (/^\/(admin\/queues|docs)(\/|$)/.test(req.path) ? relaxed : strict)(req as never, res as never, next),
+    (/^\/admin\/queues(\/|$)/.test(req.path) ? board : /^\/docs(\/|$)/.test(req.path) ? relaxed : strict)(req as never, res as never, next),
   );
   if (config.api.corsOrigins.length) app.enableCors({ origin: config.api.corsOrigins, credentials: false });
+  app.use(jsonOnly);
   app.use(jsonBody(config.api.bodyLimitBytes));
   app.use(bodyErrors);
   const doc = SwaggerModule.createDocument(

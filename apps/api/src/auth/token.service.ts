@@ -4,6 +4,7 @@ import { ApiTokenEntity } from '@flashpods/database';
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { DataSource, IsNull } from 'typeorm';
 import { ApiError } from '../common/api-error';
+import { UUID } from '../common/uuid';
 import { Caller } from './auth.guard';
 
 export const ADMIN_TENANT = 'admin';
@@ -47,7 +48,9 @@ export class TokenService {
     let admin = config.api.adminToken;
     if (!admin) {
       admin = randomBytes(24).toString('base64url');
-      this.log.warn(`FLASHPODS_ADMIN_TOKEN is not set; generated admin token for this process: ${admin}`);
+      // Never written to a log: a token in a service log is a token anyone with the logs holds.
+      // `npm start` generates one and shows it in its banner; without it there is no admin.
+      this.log.warn('FLASHPODS_ADMIN_TOKEN is not set: no admin token is accepted (set it, or use npm start, which generates one)');
     }
     this.adminDigest = digest(admin);
   }
@@ -89,7 +92,7 @@ export class TokenService {
   }
 
   async revoke(id: string): Promise<void> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new ApiError(HttpStatus.NOT_FOUND, 'token_not_found', 'token not found');
+    if (!UUID.test(id)) throw new ApiError(HttpStatus.NOT_FOUND, 'token_not_found', 'token not found');
     const [, affected] = (await this.ds.query(
       'UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL',
       [id],

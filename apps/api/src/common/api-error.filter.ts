@@ -1,5 +1,6 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import type { Response } from 'express';
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger, NotFoundException } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { allowedMethods } from './allowed-methods';
 import { ApiError } from './api-error';
 
 const CODE_BY_STATUS: Record<number, string> = {
@@ -30,6 +31,15 @@ export class ApiErrorFilter implements ExceptionFilter {
       res.status(err.getStatus()).json(err.getResponse());
       return;
     }
+    if (err instanceof NotFoundException) {
+      // No route matched: a known path with another method is 405, not 404.
+      const allow = allowedMethods(host.switchToHttp().getRequest<Request>());
+      if (allow.length) {
+        res.setHeader('Allow', allow.join(', '));
+        res.status(405).json({ error: 'method_not_allowed', message: `this path answers ${allow.join(', ')}` });
+        return;
+      }
+    }
     if (err instanceof HttpException) {
       const status = err.getStatus();
       const body = err.getResponse();
@@ -48,12 +58,15 @@ export class ApiErrorFilter implements ExceptionFilter {
   }
 }
 
-/** Postgres (or Redis) down or restarting: connection refused or reset, admin shutdown, cannot connect now. */
+/** Postgres or Redis down or restarting: connection refused or reset, admin shutdown, cannot connect now. */
 function isDependencyDown(err: unknown): boolean {
   const e = err as { code?: string; message?: string; driverError?: { code?: string } };
   const code = e?.driverError?.code ?? e?.code;
   if (code && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006'].includes(code)) {
     return true;
   }
-  return /Connection terminated|connection timeout|Connection is closed/i.test(e?.message ?? '');
+  // ioredis without an offline queue, or past its command timeout; pg's pool past its connect timeout.
+  return /Connection terminated|connection timeout|Connection is closed|enableOfflineQueue|Command timed out|max retries per request|timeout exceeded when trying to connect/i.test(
+    e?.message ?? '',
+  );
 }

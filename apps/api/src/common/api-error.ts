@@ -10,6 +10,11 @@ export class ApiError extends HttpException {
     return new ApiError(HttpStatus.BAD_REQUEST, 'invalid_request', message);
   }
 
+  /** A 401 says how to authenticate (RFC 6750). */
+  static unauthorized(message: string): ApiError {
+    return new ApiError(HttpStatus.UNAUTHORIZED, 'unauthorized', message, { 'WWW-Authenticate': 'Bearer' });
+  }
+
   static jobNotFound(): ApiError {
     return new ApiError(HttpStatus.NOT_FOUND, 'job_not_found', 'job not found');
   }

@@ -20,3 +20,17 @@ export const bodyErrors: ErrorRequestHandler = (err, _req, res, next) => {
     next(err);
   }
 };
+
+/**
+ * A request that carries a body must say it is JSON: anything else is `415`, not a confusing `400`
+ * about a body the parser never read. Bull Board's own API is left to it.
+ */
+export const jsonOnly: RequestHandler = (req, res, next) => {
+  const length = req.headers['content-length'];
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  if (!hasBody || req.is(['application/json', 'application/*+json']) || req.path.startsWith('/admin/queues/')) {
+    next();
+    return;
+  }
+  res.status(415).json({ error: 'unsupported_media_type', message: 'send the request body as application/json' });
+};

@@ -1,4 +1,4 @@
-import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
+import { Controller, Get, HttpStatus, Inject, Logger, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { REDIS } from '@flashpods/config';
 import type { Response } from 'express';
@@ -13,6 +13,8 @@ const withTimeout = <T>(p: Promise<T>, ms: number) =>
 @Public()
 @Controller()
 export class HealthController {
+  private readonly log = new Logger(HealthController.name);
+
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     private readonly ds: DataSource,
@@ -29,9 +31,13 @@ export class HealthController {
       withTimeout(this.redis.ping(), 1000),
       withTimeout(this.ds.query('SELECT 1'), 1000),
     ]);
+    // The reason stays in the service log: its text (hosts, ports, driver errors) is not for the
+    // unauthenticated world.
+    if (redis.status === 'rejected') this.log.warn(`not ready: redis: ${(redis.reason as Error).message}`);
+    if (postgres.status === 'rejected') this.log.warn(`not ready: postgres: ${(postgres.reason as Error).message}`);
     const checks = {
-      redis: redis.status === 'fulfilled' ? 'up' : `down: ${redis.reason.message}`,
-      postgres: postgres.status === 'fulfilled' ? 'up' : `down: ${(postgres.reason as Error).message}`,
+      redis: redis.status === 'fulfilled' ? 'up' : 'down',
+      postgres: postgres.status === 'fulfilled' ? 'up' : 'down',
     };
     const ok = redis.status === 'fulfilled' && postgres.status === 'fulfilled';
     res.status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE).json({ status: ok ? 'ready' : 'not_ready', checks });

@@ -5,9 +5,13 @@ import { JobStatus } from '@flashpods/contracts';
 import { z } from 'zod';
 import { AuthedRequest } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
+import { UUID } from '../common/uuid';
 import { createJobSchema, describeZodError } from './create-job.schema';
 import { jobView } from './job.view';
 import { JobsService, ListQuery } from './jobs.service';
+
+/** A job's creation time as this API prints it (`toISOString`), years 1970 to 9999 as Postgres stores them. */
+const CURSOR_TIME = /^(19[7-9]\d|[2-9]\d{3})-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 const listSchema = z
   .object({
@@ -26,8 +30,12 @@ const listSchema = z
       .max(200)
       .transform((s, ctx) => {
         try {
-          const [createdAt, id] = JSON.parse(Buffer.from(s, 'base64url').toString()) as [string, string];
-          if (Number.isNaN(Date.parse(createdAt)) || !/^[0-9a-f-]{36}$/i.test(id)) throw new Error();
+          // Only what this API wrote (an ISO time it printed, a UUID): anything else would reach
+          // Postgres and fail there as a 500.
+          const [createdAt, id] = JSON.parse(Buffer.from(s, 'base64url').toString()) as unknown[];
+          if (typeof createdAt !== 'string' || !CURSOR_TIME.test(createdAt) || typeof id !== 'string' || !UUID.test(id)) throw new Error();
+          const at = new Date(createdAt);
+          if (Number.isNaN(at.getTime()) || at.toISOString() !== createdAt) throw new Error();
           return { createdAt, id };
         } catch {
           ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'not a cursor from this API' });

@@ -1,6 +1,6 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, runJobOptions } from '@flashpods/config';
 import { isTerminal, JobName, JobPayloads, JobStatus, QueueName, RedisKeys } from '@flashpods/contracts';
 import { JobEntity, newJobEntity, transitionJob } from '@flashpods/database';
 import { indexFileName, logFileName } from '@flashpods/log-format';
@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { Caller } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
+import { UUID } from '../common/uuid';
 import { CreateJobBody } from './create-job.schema';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ListQuery {
   status?: JobStatus;
@@ -52,19 +52,21 @@ export class JobsService {
       network: body.network ?? false,
     });
     await this.ds.getRepository(JobEntity).insert(job);
-    if (body.secrets && Object.keys(body.secrets).length) {
-      // Kept in Redis only until the container has started; never in Postgres or in queue data.
-      const key = this.keys.jobSecrets(job.id);
-      await this.redis.multi().hset(key, body.secrets).expire(key, job.timeoutSeconds + 7 * 24 * 3600).exec();
+    try {
+      if (body.secrets && Object.keys(body.secrets).length) {
+        // Kept in Redis only until the container has started; never in Postgres or in queue data.
+        const key = this.keys.jobSecrets(job.id);
+        await this.redis.multi().hset(key, body.secrets).expire(key, job.timeoutSeconds + 7 * 24 * 3600).exec();
+      }
+      const payload: JobPayloads[JobName.RunJob] = { jobId: job.id };
+      await this.queue.add(JobName.RunJob, payload, runJobOptions(job.id));
+    } catch (err) {
+      // Redis is down: the client is told 503 and will submit again, so this row must not stay
+      // behind as a job nobody asked for. (An API that dies right here leaves a pending row
+      // without a queue entry: the janitor's liveness sweep enqueues it.)
+      await this.ds.query('DELETE FROM jobs WHERE id = $1 AND status = $2', [job.id, JobStatus.Pending]).catch(() => undefined);
+      throw err;
     }
-    const payload: JobPayloads[JobName.RunJob] = { jobId: job.id };
-    // Retries are safe: the runner's claim in Postgres lets a job start only once. They cover a
-    // runner that could not reach Postgres to claim it.
-    await this.queue.add(JobName.RunJob, payload, {
-      jobId: job.id,
-      attempts: 10,
-      backoff: { type: 'exponential', delay: 1000 },
-    });
     return job;
   }
 

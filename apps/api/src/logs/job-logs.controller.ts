@@ -1,13 +1,15 @@
-import { Controller, Get, HttpStatus, Param, Query, Req, Res } from '@nestjs/common';
+import { Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { JobStatus, parseLogLevel, parseLogStream } from '@flashpods/contracts';
 import type { Response } from 'express';
 import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { describeZodError } from '../jobs/create-job.schema';
 import { JobEntity } from '@flashpods/database';
-import { AuthedRequest } from '../auth/auth.guard';
+import { AuthedRequest, TicketAccess } from '../auth/auth.guard';
+import { LogTicketService } from '../auth/log-ticket.service';
 import { ApiError } from '../common/api-error';
 import { jobView } from '../jobs/job.view';
 import { JobsService } from '../jobs/jobs.service';
@@ -81,7 +83,19 @@ export class JobLogsController {
     private readonly jobs: JobsService,
     private readonly logs: JobLogsService,
     private readonly live: LogStreamService,
+    private readonly tickets: LogTicketService,
   ) {}
+
+  /**
+   * A short-lived ticket for `?ticket=` on this job's stream and download, which browsers open
+   * without headers. Only a bearer token gets one; a ticket never buys another.
+   */
+  @Post('logs/ticket')
+  @HttpCode(201)
+  async ticket(@Param('id') id: string, @Req() req: AuthedRequest) {
+    const job = await this.jobs.get(id, req.caller);
+    return this.tickets.issue(job.id, req.caller);
+  }
 
   /** Seed 000: the last `tail` lines of the captured log. */
   @Get('output')
@@ -111,6 +125,7 @@ export class JobLogsController {
    * `after_seq`; ends with an `end` event. On a pending job it waits for the job to start.
    */
   @Get('logs/stream')
+  @TicketAccess()
   async stream(
     @Param('id') id: string,
     @Query('after_seq') afterParam: unknown,
@@ -119,17 +134,19 @@ export class JobLogsController {
   ): Promise<void> {
     const job = await this.jobs.get(id, req.caller);
     const lastEventId = req.headers['last-event-id'];
-    const raw = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : (afterParam ?? '0');
+    const fromHeader = typeof lastEventId === 'string' && lastEventId !== '';
+    const raw = fromHeader ? lastEventId : (afterParam ?? '0');
     const after = seqParam.safeParse(raw);
     if (!after.success) throw ApiError.invalid('Last-Event-ID / after_seq must be a non-negative integer');
     // Unlike the one-shot reads, a stream opened on a pending job waits for it to start: a client
     // may open it straight after submitting.
     if (job.status !== JobStatus.Pending) assertLogsReadable(job);
-    await this.live.stream(job.id, after.data, req, res);
+    await this.live.stream(job.id, after.data, fromHeader || afterParam !== undefined, req, res);
   }
 
   /** The whole log file as it stands, as an attachment. */
   @Get('logs/download')
+  @TicketAccess()
   async download(@Param('id') id: string, @Req() req: AuthedRequest, @Res() res: Response): Promise<void> {
     const job = await this.jobs.get(id, req.caller);
     assertLogsReadable(job);
@@ -142,7 +159,8 @@ export class JobLogsController {
       res.end();
       return;
     }
-    // Exactly the bytes present when the request came, even while the file grows.
-    createReadStream(path, { start: 0, end: size - 1 }).on('error', () => res.destroy()).pipe(res);
+    // Exactly the bytes present when the request came, even while the file grows. `pipeline`
+    // closes the file when the client goes away mid-download (`.pipe()` left it open).
+    await pipeline(createReadStream(path, { start: 0, end: size - 1 }), res).catch(() => res.destroy());
   }
 }

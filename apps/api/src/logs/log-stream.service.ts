@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
 import { isTerminal, JobStatus, LINES_FIELDS, RedisKeys, StreamEntryType } from '@flashpods/contracts';
 import { decodeLines, detectLevel, streamEntryFields } from '@flashpods/log-format';
 import type { Request, Response } from 'express';
@@ -8,7 +8,6 @@ import { DataSource } from 'typeorm';
 import { LogEntryView, logEntryView } from './log-entry.view';
 import { JobLogsService } from './job-logs.service';
 
-const HEARTBEAT_MS = 15000;
 const BLOCK_MS = 500;
 
 /**
@@ -25,9 +24,20 @@ export class LogStreamService {
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     private readonly logs: JobLogsService,
     private readonly ds: DataSource,
+    @Inject(CONFIG) private readonly config: FlashpodsConfig,
   ) {}
 
-  async stream(jobId: string, afterSeq: number, req: Request, res: Response): Promise<void> {
+  /**
+   * `resumed`: the client named where it was (`Last-Event-ID` or `after_seq`). Resuming a finished
+   * job at or after its last line answers 204, which tells an EventSource to stop: the `end` event
+   * carries the last seq as its id, so a client that does not close() after `end` is not sent it
+   * again, and again, every `retry` interval.
+   */
+  async stream(jobId: string, afterSeq: number, resumed: boolean, req: Request, res: Response): Promise<void> {
+    if (resumed && (await this.finishedAt(jobId, afterSeq))) {
+      res.status(204).end();
+      return;
+    }
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
@@ -36,12 +46,14 @@ export class LogStreamService {
     });
     res.write('retry: 1000\n\n');
     let closed = false;
-    const reader = this.redis.duplicate();
+    // Blocking reads on a connection of their own; it queues its first command until connected,
+    // and waits longer than a block.
+    const reader = this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: BLOCK_MS + 5000 });
     req.on('close', () => {
       closed = true;
       reader.disconnect();
     });
-    const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
+    const heartbeat = setInterval(() => res.write(': ping\n\n'), this.config.api.sseHeartbeatMs);
     let after = afterSeq;
     let streamId = '0-0';
     const send = async (e: LogEntryView) => {
@@ -66,7 +78,7 @@ export class LogStreamService {
         if (row === undefined || isTerminal(row.status) || row.status === JobStatus.Cleaned) {
           await drainFile();
           const end = { status: row?.status ?? 'deleted', exit_code: row?.exit_code ?? null, error_code: row?.error_code ?? null };
-          res.write(`event: end\ndata: ${JSON.stringify(end)}\n\n`);
+          res.write(`id: ${after}\nevent: end\ndata: ${JSON.stringify(end)}\n\n`);
           break;
         }
         streamId = await this.followStream(reader, jobId, streamId, () => after, send);
@@ -109,6 +121,13 @@ export class LogStreamService {
       id = entryId.toString();
     }
     return id;
+  }
+
+  /** Whether the job has ended and no stored line follows `afterSeq`. */
+  private async finishedAt(jobId: string, afterSeq: number): Promise<boolean> {
+    const row = await this.jobRow(jobId);
+    if (row !== undefined && !isTerminal(row.status) && row.status !== JobStatus.Cleaned) return false;
+    return (await this.logs.after(jobId, afterSeq, 1)).length === 0;
   }
 
   /** What the stream needs of the job: whether it has ended, and how (for the `end` event). */
