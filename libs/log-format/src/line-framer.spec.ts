@@ -1,4 +1,5 @@
 import { LineFramer, utf8SafeCut } from './line-framer';
+import { SecretMasker } from './secret-masker';
 
 function frame(chunks: Buffer[], max = 1024): Buffer[] {
   const framer = new LineFramer(max);
@@ -48,6 +49,35 @@ describe('LineFramer', () => {
     expect(Buffer.concat(pieces)).toEqual(line);
   });
 
+  it('keeps the rest of a split line of exactly the maximum until its newline', () => {
+    const pieces = frame([Buffer.alloc(1000, 'a'), Buffer.concat([Buffer.alloc(1048, 'b'), Buffer.from('\nnext')])]);
+    expect(pieces.map((p) => p.length)).toEqual([1024, 1024, 4]);
+    expect(pieces[2].toString()).toBe('next');
+  });
+
+  it('counts the bytes of the line being built', () => {
+    const framer = new LineFramer(8);
+    const lines: string[] = [];
+    framer.push(Buffer.from('abc'), (l) => lines.push(String(l)));
+    expect(framer.bufferedBytes).toBe(3);
+    framer.push(Buffer.from('defghij'), (l) => lines.push(String(l)));
+    expect(lines).toEqual(['abcdefgh']);
+    expect(framer.bufferedBytes).toBe(2);
+    framer.push(Buffer.from('\n'), (l) => lines.push(String(l)));
+    expect(framer.bufferedBytes).toBe(0);
+    expect(lines).toEqual(['abcdefgh', 'ij']);
+  });
+
+  it('hands out a line that arrived in one chunk without copying it', () => {
+    const chunk = Buffer.from('whole\n');
+    const framer = new LineFramer(1024);
+    const lines: Buffer[] = [];
+    framer.push(chunk, (l) => lines.push(l));
+    // A view of the chunk (same memory, same offset), not a copy from Node's buffer pool.
+    expect(lines[0].buffer).toBe(chunk.buffer);
+    expect(lines[0].byteOffset).toBe(chunk.byteOffset);
+  });
+
   it('splits a line that arrives in many small chunks', () => {
     const chunks = Array.from({ length: 3000 }, () => Buffer.from('z'));
     const pieces = frame(chunks, 1024);
@@ -60,5 +90,50 @@ describe('utf8SafeCut', () => {
     const euro = Buffer.from('a€'); // 61 e2 82 ac
     expect(utf8SafeCut(euro, 2)).toBe(1);
     expect(utf8SafeCut(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80]), 5)).toBe(5);
+    expect(utf8SafeCut(Buffer.from('a🎉b'), 4)).toBe(1); // f0 9f 8e 89: back three bytes
+    expect(utf8SafeCut(Buffer.from('a🎉b'), 5)).toBe(5);
+  });
+
+  it('never answers an empty cut: a character at the very start is cut through', () => {
+    expect(utf8SafeCut(Buffer.from('€x'), 2)).toBe(2);
+    expect(utf8SafeCut(Buffer.from('€x'), 1)).toBe(1);
+  });
+
+  it('looks back at most three bytes for a lead byte', () => {
+    expect(utf8SafeCut(Buffer.from([0x61, 0xf0, 0x80, 0x80, 0x80, 0x80]), 5)).toBe(5);
+    expect(utf8SafeCut(Buffer.from([0x61, 0x61, 0xf0, 0x80, 0x80, 0x80]), 5)).toBe(2);
+  });
+});
+
+describe('LineFramer with a SecretMasker guard', () => {
+  const secret = 'TOPSECRET-0123456789';
+  const masker = new SecretMasker([secret]);
+  const frameMasked = (chunks: Buffer[], max: number) =>
+    (() => {
+      const framer = new LineFramer(max, masker);
+      const out: string[] = [];
+      const on = (l: Buffer) => out.push(masker.mask(l).toString());
+      for (const c of chunks) framer.push(c, on);
+      framer.flush(on);
+      return out;
+    })();
+
+  it('never leaves part of a secret in a piece when a long line is split, at any offset and chunking', () => {
+    const max = 1024;
+    for (let offset = max - secret.length - 2; offset <= max + 2; offset++) {
+      const line = Buffer.from('a'.repeat(offset) + secret + 'b'.repeat(1500));
+      for (const size of [1, 7, 100, line.length]) {
+        const chunks: Buffer[] = [];
+        for (let i = 0; i < line.length; i += size) chunks.push(line.subarray(i, i + size));
+        const pieces = frameMasked(chunks, max);
+        const joined = pieces.join('');
+        expect([offset, size, joined.includes('[MASKED]')]).toEqual([offset, size, true]);
+        for (let k = 4; k <= secret.length; k++) {
+          for (const p of pieces) expect(p.includes(secret.slice(0, k)) || p.includes(secret.slice(-k))).toBe(false);
+        }
+        expect(joined).toBe('a'.repeat(offset) + '[MASKED]' + 'b'.repeat(1500));
+        for (const p of pieces) expect(Buffer.byteLength(p)).toBeLessThanOrEqual(max);
+      }
+    }
   });
 });

@@ -10,17 +10,26 @@ export function utf8SafeCut(buf: Buffer, max: number): number {
   return cut > max - 4 && cut > 0 ? cut : max;
 }
 
+/** Moves a split point back so that it does not fall inside something that must stay whole. */
+export interface CutGuard {
+  safeCut(buf: Buffer, cut: number): number;
+}
+
 /**
  * Turns a byte stream into lines. Lines are cut only at `\n`, so a UTF-8 character split across
  * chunks is reassembled. A line longer than `maxLineBytes` is split into pieces of at most that
  * size, each cut on a character boundary; nothing is dropped. `\r`, ANSI codes and invalid UTF-8
- * pass through untouched. Emitted lines exclude the `\n`.
+ * pass through untouched. Emitted lines exclude the `\n`. A `guard` (the job's SecretMasker) keeps
+ * a split from cutting a secret in two, where neither piece would be masked.
  */
 export class LineFramer {
   private parts: Buffer[] = [];
   private pendingBytes = 0;
 
-  constructor(private readonly maxLineBytes: number) {}
+  constructor(
+    private readonly maxLineBytes: number,
+    private readonly guard?: CutGuard,
+  ) {}
 
   push(chunk: Buffer, onLine: (line: Buffer) => void): void {
     let start = 0;
@@ -54,7 +63,9 @@ export class LineFramer {
     }
     let buf = this.take(piece);
     while (buf.length > this.maxLineBytes) {
-      const cut = utf8SafeCut(buf, this.maxLineBytes);
+      let cut = utf8SafeCut(buf, this.maxLineBytes);
+      // 0: a secret longer than a whole piece starts here; it is split anyway (nothing is dropped).
+      cut = this.guard?.safeCut(buf, cut) || cut;
       onLine(buf.subarray(0, cut));
       buf = buf.subarray(cut);
     }

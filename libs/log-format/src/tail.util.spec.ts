@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readTail } from './tail.util';
@@ -37,5 +37,25 @@ describe('readTail', () => {
     const long = 'y'.repeat(300 * 1024);
     const t2 = await readTail(await fileWith(`first\n${long}\nlast\n`), 2);
     expect(t2.data.toString()).toBe(`${long}\nlast\n`);
+  });
+
+  it('counts an empty first line and a newline at the very start of the file', async () => {
+    const path = await fileWith('\na\n');
+    expect(await readTail(path, 5)).toEqual({ data: Buffer.from('\na\n'), lines: 2, totalBytes: 3 });
+    expect(await readTail(path, 1)).toEqual({ data: Buffer.from('a\n'), lines: 1, totalBytes: 3 });
+  });
+
+  it('leaves out a line being written when only the last block is read', async () => {
+    const path = await fileWith(`${'x'.repeat(100_000)}\na\nb\npartial`);
+    expect(await readTail(path, 1)).toEqual({ data: Buffer.from('b\n'), lines: 1, totalBytes: 100_000 + 12 });
+    expect((await readTail(path, 2)).data.toString()).toBe('a\nb\n');
+  });
+
+  it('closes the file it opens', async () => {
+    const path = await fileWith('a\nb\n');
+    const fds = () => readdir('/proc/self/fd').then((f) => f.length);
+    const before = await fds();
+    for (let i = 0; i < 20; i++) await readTail(path, 1);
+    expect(await fds()).toBe(before);
   });
 });
