@@ -351,7 +351,8 @@ function table(): string {
   return head + rows.map((r) => `| ${cols.map((c) => r[c]).join(' | ')} |`).join('\n') + '\n';
 }
 
-async function main(): Promise<void> {
+/** Runs the steps, prints and stores the table; returns the rows whose target was missed. */
+async function main(): Promise<Row[]> {
   const started = new Date();
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
   const steps: [string, () => Promise<void>][] = [
@@ -379,10 +380,16 @@ async function main(): Promise<void> {
       `Every ratio is Flashpods against its baseline, measured in the same run on the same machine ` +
       `(shared and noisy: compare ratios, not absolute times). Raw numbers: \`bench/results/${stamp}.json\`; earlier runs beside it.\n\n${md}`,
   );
+  return rows.filter((r) => r.met === 'no');
 }
 
 main().then(
-  () => process.exit(0),
+  (missed) => {
+    if (missed.length === 0) process.exit(0);
+    // The table above is printed either way; a missed target fails the run.
+    console.error(`[bench] ${missed.length} target(s) missed: ${missed.map((r) => `${r.measure} (${r.flashpods}, target ${r.target})`).join('; ')}`);
+    process.exit(3);
+  },
   (err) => {
     console.error(err);
     process.exit(1);

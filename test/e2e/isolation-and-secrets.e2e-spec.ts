@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { Stack } from '../support/stack';
@@ -113,4 +114,61 @@ describe('process executor', () => {
     const missing = await stack.json('POST', '/jobs', { image: 'ignored', command: ['/no/such/binary'] });
     expect((await stack.waitTerminal(missing.body.id)).job).toMatchObject({ status: 'failed', error: { code: 'runner_error' } });
   });
+});
+
+describe('multi-line secrets and secrets cut by the line limit (real containers)', () => {
+  let stack: Stack;
+  beforeAll(async () => (stack = await Stack.start(['api', 'runner', 'persister'], { LOG_LINE_MAX_BYTES: '1024' })), 60000);
+  afterAll(() => stack?.stop());
+
+  /** A PEM-shaped key: random base64 in 64-character lines between the usual armour. */
+  const body = randomBytes(700).toString('base64');
+  const pem = ['-----BEGIN PRIVATE KEY-----', ...(body.match(/.{1,64}/g) as string[]), '-----END PRIVATE KEY-----'].join('\n');
+  const pemLines = pem.split('\n');
+  const single = 'Zq9Xw7Kp3Vm5Rt1Yb8Nc';
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+  it('masks every line of a PEM key printed whole, line by line and split by writes, and a secret the line limit cuts', async () => {
+    // Split by writes at odd offsets, so cuts fall inside lines and inside the armour.
+    const pieces: string[] = [];
+    for (let i = 0; i < pem.length; i += 37) pieces.push(pem.slice(i, i + 37));
+    const script = [
+      'echo whole:',
+      'printf "%s\\n" "$PRIVATE_KEY"',
+      'echo by-line:',
+      'printf "%s\\n" "$PRIVATE_KEY" | while IFS= read -r l; do printf "%s\\n" "$l"; sleep 0.01; done',
+      'echo by-writes:',
+      ...pieces.map((p) => `printf '%s' ${q(p)}; sleep 0.01`),
+      'echo',
+      'echo limit:',
+      // 1010 bytes then the 20-byte secret: the 1024-byte split falls inside it.
+      `printf '%s' ${'a'.repeat(1010)}; sleep 0.05; printf '%s\\n' "$SPLIT_ME"`,
+      `printf '%s' ${'b'.repeat(1020)}; printf '%s' "$SPLIT_ME" | head -c 7; sleep 0.05; printf '%s\\n' ${single.slice(7)}`,
+    ].join('\n');
+    const created = await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE,
+      command: ['sh', '-c', script],
+      secrets: { PRIVATE_KEY: pem, SPLIT_ME: single },
+    });
+    expect(created.status).toBe(201);
+    const { job } = await stack.waitTerminal(created.body.id);
+    expect(job.status).toBe('completed');
+    const file = Buffer.from(await (await stack.request('GET', `/jobs/${job.id}/logs/download`)).arrayBuffer()).toString();
+    // The lines only: the job view carries the command, which holds the by-writes pieces itself.
+    const structured = JSON.stringify((await stack.json('GET', `/jobs/${job.id}/logs?limit=1000`)).body.logs);
+    const stdout = await stack.json('GET', `/jobs/${job.id}/logs?limit=1000&stream=stdout`);
+    const stored = (stdout.body.logs as { line: string }[]).map((l) => l.line);
+    for (const text of [file, structured]) {
+      for (const line of pemLines) expect([line, text.includes(line)]).toEqual([line, false]);
+      // No 6-byte piece of the single-line secret survives on either side of a cut.
+      for (let i = 0; i + 6 <= single.length; i++) expect([single.slice(i, i + 6), text.includes(single.slice(i, i + 6))]).toEqual([single.slice(i, i + 6), false]);
+    }
+    const masked = (from: string, to: string) => stored.slice(stored.indexOf(from) + 1, stored.indexOf(to));
+    expect(masked('whole:', 'by-line:')).toEqual(pemLines.map(() => '[MASKED]'));
+    expect(masked('by-line:', 'by-writes:')).toEqual(pemLines.map(() => '[MASKED]'));
+    expect(masked('by-writes:', 'limit:')).toEqual(pemLines.map(() => '[MASKED]'));
+    const limit = stored.slice(stored.indexOf('limit:') + 1);
+    expect(limit.every((l) => Buffer.byteLength(l) <= 1024)).toBe(true);
+    expect(limit.join('')).toBe(`${'a'.repeat(1010)}[MASKED]${'b'.repeat(1020)}[MASKED]`);
+  }, 90000);
 });

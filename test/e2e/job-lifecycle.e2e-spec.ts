@@ -114,10 +114,21 @@ describe('jobs that never start (no runner)', () => {
     expect(r.status).toBe(202);
     expect(r.body).toMatchObject({ status: 'cancelled', started_at: null, runner_id: null });
     expect(r.body.finished_at).toEqual(expect.any(String));
-    // A runner arriving later does not run it.
+    // A runner arriving later does not run it. A job queued after it is the positive signal: once
+    // the runner has run that one, it has been through the queue past the cancelled job.
+    const probe = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'probe'] })).body;
+    stack.startService('persister');
     stack.startService('runner');
-    await new Promise((res) => setTimeout(res, 3000));
-    expect((await stack.json('GET', `/jobs/${created.id}`)).body).toMatchObject({ status: 'cancelled', started_at: null });
+    try {
+      const { job: ran } = await stack.waitTerminal(probe.id);
+      expect(ran.status).toBe('completed');
+      expect(Date.parse(ran.started_at)).toBeGreaterThan(Date.parse(r.body.finished_at));
+      expect((await stack.json('GET', `/jobs/${created.id}`)).body).toMatchObject({ status: 'cancelled', started_at: null, runner_id: null });
+    } finally {
+      // The rest of this block is about jobs that never start.
+      await stack.stopService('runner');
+      await stack.stopService('persister');
+    }
   });
 
   it('lists newest first, filters by status and label, and pages with an opaque cursor', async () => {

@@ -1,3 +1,4 @@
+import { storedLineBytes } from '@flashpods/log-format';
 import { readEvents } from '../support/sse';
 import { freePort, Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
@@ -216,8 +217,15 @@ describe('log cap (real containers)', () => {
     const lines = file.toString().split('\n').filter(Boolean);
     const marker = lines[lines.length - 1];
     expect(marker).toMatch(/^\[\d{2}:\d{2}:\d{2}\.\d{3}\] \[TRUNCATED - log exceeded 4096 bytes limit\]$/);
-    expect(file.length - Buffer.byteLength(marker + '\n')).toBeLessThanOrEqual(4096);
-    expect(file.length - Buffer.byteLength(marker + '\n') + Buffer.byteLength(lines[lines.length - 2]) + 1).toBeGreaterThan(4096 - 40);
+    // Capture stops exactly when the next line would pass the cap: what is kept fits, and kept
+    // plus the first line left out (the one after the last kept `line N`, as stored) does not.
+    const kept = file.length - Buffer.byteLength(marker + '\n');
+    const numbered = lines.map((l) => / line (\d+)$/.exec(l)).filter((m) => m !== null).map((m) => Number(m[1]));
+    const last = numbered[numbered.length - 1];
+    expect(lines[lines.length - 2]).toMatch(new RegExp(`^\\[\\d{2}:\\d{2}:\\d{2}\\.\\d{3}\\] line ${last}$`));
+    expect(numbered).toEqual(Array.from({ length: last + 1 }, (_, i) => i));
+    expect(kept).toBeLessThanOrEqual(4096);
+    expect(kept + storedLineBytes(Buffer.byteLength(`line ${last + 1}`))).toBeGreaterThan(4096);
     expect(lines.some((l) => l.endsWith('line 0'))).toBe(true);
     expect(lines.some((l) => l.includes('after-the-cap'))).toBe(false);
     const out = await stack.json('GET', `/jobs/${job.id}/output?tail=1`);

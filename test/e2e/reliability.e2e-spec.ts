@@ -2,30 +2,28 @@ import Docker from 'dockerode';
 import Redis from 'ioredis';
 import { readFileSync } from 'node:fs';
 import { recordChaos, tally } from '../support/chaos-report';
+import { auditLog } from '../support/log-audit';
 import { readEvents } from '../support/sse';
 import { Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
 
-const PREFIX = /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] /;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A job that prints `line 1` … `line n`, about one every `gapMs`. */
 const counter = (n: number, gap = '0.002') => ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep ${gap}; done`];
 
+/** The job's numbered lines from its stored log, after checking that .log, .idx and /logs agree. */
 async function numberedLines(stack: Stack, id: string): Promise<number[]> {
-  const res = await stack.request('GET', `/jobs/${id}/logs/download`);
-  const text = await res.text();
-  return text
-    .split('\n')
-    .map((l) => /^line (\d+)$/.exec(l.replace(PREFIX, '')))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]));
+  const audit = await auditLog(stack, id);
+  expect(audit.problems).toEqual([]);
+  return audit.numbers;
 }
 
 function expectExactlyOnce(lines: number[], n: number, scenario?: string): void {
   if (scenario) tally(scenario, lines, n);
   const dupes = lines.length - new Set(lines).size;
-  const missing = Array.from({ length: n }, (_, i) => i + 1).filter((i) => !lines.includes(i));
+  const seen = new Set(lines);
+  const missing = Array.from({ length: n }, (_, i) => i + 1).filter((i) => !seen.has(i));
   expect({ count: lines.length, dupes, missing: missing.slice(0, 10), ordered: lines.every((v, i) => i === 0 || v > lines[i - 1]) }).toEqual({
     count: n,
     dupes: 0,
@@ -41,8 +39,9 @@ describe('reliability: kill anything, lose nothing', () => {
   let stack: Stack;
   beforeAll(
     async () =>
-      (stack = await Stack.start(['api', 'runner', 'persister'], {
+      (stack = await Stack.start(['api', 'runner', 'persister', 'janitor'], {
         RUNNER_HEARTBEAT_SECONDS: '1',
+        LIVENESS_INTERVAL_SECONDS: '1',
         PERSISTER_CLAIM_IDLE_MS: '2000',
         RUNNER_SHUTDOWN_GRACE_SECONDS: '20',
       })),
@@ -67,8 +66,13 @@ describe('reliability: kill anything, lose nothing', () => {
     const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'i=1; while [ $i -le 60000 ]; do echo "line $i"; i=$((i+1)); done'] })).body;
     await waitFor('the flood to start', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.log.lines > 100 ? true : undefined), 20000, 20);
     await stack.stopService('persister', 'SIGKILL');
+    // The kill must land mid-job, with lines still to store, or re-delivery is never exercised.
+    // Only the persister writes the row, so what it shows now is what the dead one had stored.
+    const atKill = (await stack.json('GET', `/jobs/${job.id}`)).body;
     await sleep(500);
     stack.startService('persister');
+    expect(['starting', 'running']).toContain(atKill.status);
+    expect(atKill.log.lines).toBeLessThan(60000);
     const { job: done } = await stack.waitTerminal(job.id, 60000);
     expect(done.status).toBe('completed');
     expectExactlyOnce(await numberedLines(stack, job.id), 60000, 'persister kill -9 mid-flood, restarted');
@@ -78,7 +82,7 @@ describe('reliability: kill anything, lose nothing', () => {
     const running = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo start; sleep 2; echo end'] })).body;
     await waitStatus(stack, running.id, 'running');
     const stopped = stack.stopService('runner', 'SIGTERM');
-    await sleep(300);
+    await waitFor('the runner to stop taking jobs', async () => (/taking no more jobs/.test(stack.logsOf('runner')) ? true : undefined), 5000, 20);
     const queued = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'later'] })).body;
     await stopped;
     try {
@@ -98,6 +102,42 @@ describe('reliability: kill anything, lose nothing', () => {
     }
     expect((await stack.waitTerminal(queued.id)).job.status).toBe('completed');
   }, 60000);
+
+  it('runner SIGTERM with a grace shorter than the job: the container is left running and re-attached by the restarted runner', async () => {
+    await stack.stopService('runner', 'SIGTERM');
+    stack.startService('runner', 'runner', { RUNNER_SHUTDOWN_GRACE_SECONDS: '1' });
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: counter(400, '0.01') })).body;
+    await waitFor('lines to flow', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.log.lines > 50 ? true : undefined), 20000, 20);
+    await stack.stopService('runner', 'SIGTERM');
+    expect(stack.logsOf('runner')).toMatch(/grace period over: leaving .* to be re-attached/);
+    const docker = new Docker();
+    const left = await docker.listContainers({ filters: { label: [`flashpods.job_id=${job.id}`] } });
+    expect(left.map((c) => c.State)).toEqual(['running']);
+    stack.startService('runner');
+    const { job: done } = await stack.waitTerminal(job.id, 60000);
+    expect(done).toMatchObject({ status: 'completed', exit_code: 0 });
+    expectExactlyOnce(await numberedLines(stack, job.id), 400, 'runner SIGTERM past its grace: container left, re-attached on restart');
+  }, 90000);
+
+  it('secrets stay masked after a restarted runner re-attaches (values re-read from the container)', async () => {
+    const secret = 'S3cr3t-after-restart-7f3a';
+    const job = (await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE,
+      command: ['sh', '-c', 'i=1; while [ $i -le 300 ]; do echo "line $i token=$TOKEN"; i=$((i+1)); sleep 0.01; done'],
+      secrets: { TOKEN: secret },
+    })).body;
+    await waitFor('some lines shipped', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.log.lines > 30 ? true : undefined), 20000, 20);
+    await stack.stopService('runner', 'SIGKILL');
+    await sleep(500);
+    stack.startService('runner');
+    const { job: done } = await stack.waitTerminal(job.id, 60000);
+    expect(done.status).toBe('completed');
+    const text = await (await stack.request('GET', `/jobs/${job.id}/logs/download`)).text();
+    expect(text).toMatch(/re-attached to container/);
+    expect(text).not.toContain(secret);
+    const masked = text.split('\n').filter((l) => / token=\[MASKED\]$/.test(l));
+    expect(masked).toHaveLength(300);
+  }, 90000);
 
   it('API kill -9 and restart: an SSE client reconnects with Last-Event-ID and continues without gap', async () => {
     const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: counter(300, '0.01') })).body;
@@ -130,15 +170,16 @@ describe('reliability: kill anything, lose nothing', () => {
     if (holderName === 'runner-b') stack.startService('runner', 'runner-c'); // a survivor on another id
     const { job: done } = await stack.waitTerminal(job.id, 30000);
     const detectedMs = Date.now() - killedAt;
+    // Heartbeats every 1 s: a window is 3 s; detection must come within three windows.
     recordChaos({
-      scenario: `runner kill -9, never back: runner_lost after ${detectedMs} ms (window 3 s)`,
+      scenario: `runner kill -9, never back: runner_lost after ${detectedMs} ms (limit: 3 windows of 3 s)`,
       expected: 1,
       found: done.error?.code === 'runner_lost' ? 1 : 0,
       duplicates: 0,
-      result: done.error?.code === 'runner_lost' && detectedMs < 10000 ? 'pass' : 'FAIL',
+      result: done.error?.code === 'runner_lost' && detectedMs < 9000 ? 'pass' : 'FAIL',
     });
     expect(done).toMatchObject({ status: 'failed', error: { code: 'runner_lost' } });
-    expect(detectedMs).toBeLessThan(3000 + 7000);
+    expect(detectedMs).toBeLessThan(9000);
     const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output: string };
     expect(out.output).toMatch(/working\n.*failed: runner_lost/s);
     const docker = new Docker();
@@ -152,38 +193,54 @@ describe('reliability: kill anything, lose nothing', () => {
 });
 
 describe('backpressure: persister stopped while a container writes as fast as it can', () => {
+  /** How much the job writes: 100 MB in `npm test`, 500 MB in `npm run chaos` (BACKPRESSURE_MB). */
+  const MB = Number(process.env.BACKPRESSURE_MB ?? 100);
+  const LINE = 84; // "line N " + 70-digit padding + newline, about
+  const n = Math.ceil((MB * 1024 * 1024) / LINE);
   let stack: Stack;
-  beforeAll(async () => (stack = await Stack.start(['api', 'runner', 'persister'], { STREAM_MAX_UNPERSISTED_ENTRIES: '32' })), 60000);
+  beforeAll(async () => (stack = await Stack.start(['api', 'runner', 'persister'], { STREAM_MAX_UNPERSISTED_ENTRIES: '32', LOG_MAX_BYTES: String(2 * MB * 1024 * 1024) })), 60000);
   afterAll(() => stack?.stop());
 
-  it('keeps the Redis stream and the runner bounded, drops nothing, and catches up', async () => {
+  it(`holds the container back instead of buffering: runner and Redis memory stay flat, nothing is dropped (${MB} MB)`, async () => {
     await stack.stopService('persister', 'SIGTERM');
-    const n = 200000;
     const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${stack.pidOf('runner')}/status`, 'utf8'))![1]) / 1024;
-    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); done`] })).body;
     const redis = new Redis(stack.world.env.REDIS_URL);
-    const key = `${stack.world.redisPrefix}:log:${job.id}`;
+    const usedMb = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]) / 1024 / 1024;
+    const rss0 = rssMb();
+    const redis0 = await usedMb();
+    const job = (await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE,
+      command: ['awk', `BEGIN{p=sprintf("%070d",0); for(i=1;i<=${n};i++) printf "line %d %s\\n", i, p}`],
+    })).body;
+    const key = `${stack.world.redisPrefix}:log:{${job.id}}`;
     let maxLen = 0;
     let maxRss = 0;
+    let maxRedis = 0;
     try {
-      for (const until = Date.now() + 5000; Date.now() < until; await sleep(100)) {
+      await waitFor('the job to run', async () => ((await redis.xlen(key)) > 0 ? true : undefined), 30000, 50);
+      // Long enough for an unbounded reader to take in well over 100 MB (the container writes ~12 MB/s here).
+      for (const until = Date.now() + 10000; Date.now() < until; await sleep(100)) {
         maxLen = Math.max(maxLen, await redis.xlen(key));
         maxRss = Math.max(maxRss, rssMb());
+        maxRedis = Math.max(maxRedis, await usedMb());
       }
-      console.log(`backpressure: stream peaked at ${maxLen} entries, runner RSS peaked at ${maxRss.toFixed(0)} MB`);
+      const shipped = Number(await redis.hget(`${stack.world.redisPrefix}:progress:{${job.id}}`, 'seq'));
+      console.log(`backpressure: stream peaked at ${maxLen} entries, runner RSS ${rss0.toFixed(0)} → ${maxRss.toFixed(0)} MB, Redis ${redis0.toFixed(0)} → ${maxRedis.toFixed(0)} MB, ${shipped} of ${n} lines shipped`);
       expect(maxLen).toBeGreaterThan(0);
       expect(maxLen).toBeLessThanOrEqual(32 + 1);
-      expect(maxRss).toBeLessThan(200);
-      const stuck = (await stack.json('GET', `/jobs/${job.id}`)).body;
-      expect(['starting', 'running']).toContain(stuck.status);
+      // Held back: the lines in Redis are at most the stream's limit of 64 KiB chunks, not the job's output.
+      expect(shipped * LINE).toBeLessThan(33 * 64 * 1024 * 1.1);
+      expect(maxRss).toBeLessThan(250);
+      expect(maxRss - rss0).toBeLessThan(60);
+      expect(maxRedis - redis0).toBeLessThan(16);
       stack.startService('persister');
-      const { job: done } = await stack.waitTerminal(job.id, 120000);
+      const { job: done } = await stack.waitTerminal(job.id, 600000);
       expect(done.status).toBe('completed');
-      expectExactlyOnce(await numberedLines(stack, job.id), n, `backpressure: persister stopped 5 s (stream ≤ ${maxLen} entries, runner ≤ ${maxRss.toFixed(0)} MB)`);
+      expectExactlyOnce(await numberedLines(stack, job.id), n, `backpressure: persister stopped 10 s under ${MB} MB (stream ≤ ${maxLen} entries, runner ≤ ${maxRss.toFixed(0)} MB RSS, Redis +${(maxRedis - redis0).toFixed(0)} MB)`);
     } finally {
       redis.disconnect();
     }
-  }, 150000);
+  }, 900000);
 });
 
 describe('horizontal scale: three runners share the queue', () => {
@@ -200,7 +257,7 @@ describe('horizontal scale: three runners share the queue', () => {
     return { ms: Date.now() - started, jobs };
   }
 
-  it('runs 30 jobs, each exactly once, on all three runners, well faster than one runner', async () => {
+  it('runs 30 jobs, each exactly once, on all three runners, more at once than one runner may', async () => {
     stack.startService('runner', 'solo');
     const one = await drain(12);
     await stack.stopService('solo');
@@ -216,13 +273,18 @@ describe('horizontal scale: three runners share the queue', () => {
     const perJobOne = one.ms / 12;
     const perJobThree = three.ms / 30;
     console.log(`scale: 1 runner ${one.ms} ms for 12 jobs (${perJobOne.toFixed(0)} ms/job); 3 runners ${three.ms} ms for 30 jobs (${perJobThree.toFixed(0)} ms/job)`);
+    // Parallelism is shown by overlap, not by a wall-clock ratio (this machine is too noisy for one):
+    // more jobs ran at once than one runner's concurrency allows.
+    const spans = three.jobs.map((j) => [new Date(j.running_at).getTime(), new Date(j.finished_at).getTime()]);
+    const overlap = Math.max(...spans.map(([s]) => spans.filter(([a, b]) => a <= s && s < b).length));
     recordChaos({
-      scenario: `3 runners × concurrency 2, 30 jobs: ${perJobThree.toFixed(0)} vs ${perJobOne.toFixed(0)} ms/job on 1 runner`,
+      scenario: `3 runners × concurrency 2, 30 jobs: up to ${overlap} at once; ${perJobThree.toFixed(0)} vs ${perJobOne.toFixed(0)} ms/job on 1 runner`,
       expected: 30,
       found: three.jobs.filter((j) => j.status === 'completed').length,
       duplicates: 0,
-      result: perJobThree < perJobOne * 0.6 && new Set(three.jobs.map((j) => j.runner_id)).size === 3 ? 'pass' : 'FAIL',
+      result: overlap > 2 && new Set(three.jobs.map((j) => j.runner_id)).size === 3 ? 'pass' : 'FAIL',
     });
-    expect(perJobThree).toBeLessThan(perJobOne * 0.6);
+    expect(overlap).toBeGreaterThan(2);
+    expect(overlap).toBeLessThanOrEqual(6);
   }, 180000);
 });

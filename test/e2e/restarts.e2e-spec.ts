@@ -1,21 +1,13 @@
 import { ensureDatabase } from '@flashpods/database';
 import { tally } from '../support/chaos-report';
 import { PrivatePostgres, PrivateRedis } from '../support/private-services';
+import { storedNumbers } from '../support/log-audit';
 import { Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
 
-const PREFIX = /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] /;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const counter = (n: number) => ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.01; done`];
 
-async function numbered(stack: Stack, id: string): Promise<number[]> {
-  const text = await (await stack.request('GET', `/jobs/${id}/logs/download`)).text();
-  return text
-    .split('\n')
-    .map((l) => /^line (\d+)$/.exec(l.replace(PREFIX, '')))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]));
-}
 
 describe('Redis and Postgres restarted under a running stack', () => {
   let redis: PrivateRedis;
@@ -60,7 +52,7 @@ describe('Redis and Postgres restarted under a running stack', () => {
     await redis.up();
     const recoveredMs = await newJobRuns(Date.now(), 'redis');
     expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
-    const lines = await numbered(stack, long.id);
+    const lines = await storedNumbers(stack, long.id);
     tally(`redis restart mid-job (new job done ${recoveredMs} ms after)`, lines, 500);
     expect(lines).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
   }, 120000);
@@ -75,8 +67,24 @@ describe('Redis and Postgres restarted under a running stack', () => {
     await pg.up();
     const recoveredMs = await newJobRuns(Date.now(), 'postgres');
     expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
-    const lines = await numbered(stack, long.id);
+    const lines = await storedNumbers(stack, long.id);
     tally(`postgres restart mid-job (new job done ${recoveredMs} ms after)`, lines, 400);
     expect(lines).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+  }, 120000);
+
+  it('a claim that fails while Postgres is down is retried: the job runs once Postgres is back', async () => {
+    await stack.stopService('runner', 'SIGTERM');
+    const job = await run(['echo', 'claimed late']);
+    await pg.down();
+    stack.startService('runner');
+    // The runner fetches the queue entry, cannot read or claim the row, and the entry goes back with a backoff.
+    await waitFor('a failed claim attempt', async () => (/job run|ECONNREFUSED|Connection terminated|connect/i.test(stack.logsOf('runner')) ? true : undefined), 20000, 100).catch(() => undefined);
+    await sleep(2000);
+    await pg.up();
+    const { job: done } = await stack.waitTerminal(job.id, 60000);
+    expect(done.status).toBe('completed');
+    const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output: string };
+    expect(out.output.match(/\] claimed late\n/g)).toHaveLength(1);
+    expect((out.output.match(/starting container/g) ?? []).length).toBe(1);
   }, 120000);
 });

@@ -136,7 +136,9 @@ export class Stack {
       `job ${id} to finish`,
       async () => {
         const { status, body } = await this.json('GET', `/jobs/${id}`);
-        // Anything but 200 is an answer waiting will not change (a 429 once hid a whole minute here).
+        // 503 means a backend is reconnecting: ask again. Anything else but 200 is an answer waiting
+        // will not change (a 429 once hid a whole minute here).
+        if (status === 503) return undefined;
         if (status !== 200) throw new FatalProbeError(`GET /jobs/${id} answered ${status}: ${JSON.stringify(body)}`);
         if (seen[seen.length - 1] !== body.status) seen.push(body.status);
         return ['completed', 'failed', 'timed_out', 'cancelled', 'cleaned'].includes(body.status) ? body : undefined;
