@@ -52,8 +52,9 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
     return new SweepsService(config, redis, redisKeys(config.redis.prefix), ds);
   }
 
+  /** A job with a log of `bytes` and a one-record index, its row saying so as the persister would. */
   async function jobWithLog(status: JobStatus, finishedAt: Date | null, bytes: number): Promise<JobEntity> {
-    const job = await JobFactory.create(ds, { status, finishedAt, startedAt: ago(2 * DAY) });
+    const job = await JobFactory.create(ds, { status, finishedAt, startedAt: ago(2 * DAY), logBytes: bytes, logLines: 1 });
     await writeFile(join(world.logDir, `${job.id}.log`), Buffer.alloc(bytes, 'a'));
     await writeFile(join(world.logDir, `${job.id}.idx`), Buffer.alloc(32));
     return job;
@@ -127,6 +128,28 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
     expect(again.jobs).toBe(1);
     expect(await exists(logOf(running))).toBe(true);
     expect(await statusOf(running)).toBe(JobStatus.Running);
+  });
+
+  it('quota at its edge: usage exactly at LOG_TOTAL_MAX_BYTES deletes nothing, one byte more deletes the oldest only', async () => {
+    const oldest = await jobWithLog(JobStatus.Completed, ago(30 * MIN), 1000);
+    const newest = await jobWithLog(JobStatus.Failed, ago(10 * MIN), 1000);
+    // 2 × (1000 + 32) = 2064 bytes stored.
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '2064' }).quota()).toEqual({ jobs: 0, files: 0, bytes: 0 });
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '2063' }).quota()).toEqual({ jobs: 1, files: 2, bytes: 1032 });
+    expect([await statusOf(oldest), await statusOf(newest)]).toEqual([JobStatus.Cleaned, JobStatus.Failed]);
+  });
+
+  it('quota: usage comes from the job rows, not from reading the disk', async () => {
+    // The rows say 100 + 32 bytes each; the files on disk are far larger. A sweep that summed the
+    // directory would delete both; one that trusts the rows (kept exact by the persister) deletes none.
+    const a = await jobWithLog(JobStatus.Completed, ago(30 * MIN), 100);
+    const b = await jobWithLog(JobStatus.Completed, ago(20 * MIN), 100);
+    for (const job of [a, b]) await writeFile(logOf(job), Buffer.alloc(50_000, 'x'));
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '300' }).quota()).toEqual({ jobs: 0, files: 0, bytes: 0 });
+    // And the bytes it reports freeing are the rows' figures too.
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '200' }).quota()).toEqual({ jobs: 1, files: 2, bytes: 132 });
+    expect(await exists(logOf(a))).toBe(false);
+    expect(await exists(logOf(b))).toBe(true);
   });
 
   it('retention: deletes job records terminal for longer than JOB_RETENTION_DAYS, with their logs', async () => {
