@@ -89,6 +89,15 @@ export class JobRunnerService {
       return;
     }
     const publisher = this.publisherFor(jobId, token);
+    const missing = job.secretNames.filter((name) => secrets[name] === undefined);
+    if (missing.length) {
+      // Never run a job without the secrets it was given: it would run, and print, as if it had them.
+      await this.report(job, publisher, {
+        status: JobStatus.Failed, at: Date.now(), runnerId, exitCode: null,
+        error: { code: JobErrorCode.RunnerError, message: `the values of secrets ${missing.join(', ')} are gone from Redis; submit the job again` },
+      });
+      return;
+    }
     const masker = new SecretMasker(Object.values(secrets));
     await this.track(
       job,
@@ -121,12 +130,25 @@ export class JobRunnerService {
     // Secret values were dropped from Redis once the container started; it still has them.
     const masker = new SecretMasker(job.secretNames.map((n) => orphan.env[n]).filter((v) => v !== undefined));
     const publisher = this.publisherFor(job.id, token, progress);
-    await this.redis.xadd(this.keys.activeJobs, '*', 'job', job.id);
-    await publisher.system(
-      `runner ${this.config.runner.id} restarted: re-attached to container ${orphan.handle.slice(0, 12)} after line ${progress.seq}`,
-    );
-    if (job.status === JobStatus.Starting) {
-      await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId: this.config.runner.id });
+    try {
+      await this.redis.xadd(this.keys.activeJobs, '*', 'job', job.id);
+      await publisher.system(
+        `runner ${this.config.runner.id} restarted: re-attached to container ${orphan.handle.slice(0, 12)} after line ${progress.seq}`,
+      );
+      if (job.status === JobStatus.Starting) {
+        await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId: this.config.runner.id });
+      }
+    } catch (err) {
+      // Not resumed, and this runner is alive: nobody else would end the job before its timeout.
+      if (isFenced(err)) return;
+      const message = `could not resume: ${masker.maskString((err as Error).message)}`;
+      this.log.error(`job ${job.id}: ${message}`);
+      await this.report(job, publisher, {
+        status: JobStatus.Failed, at: Date.now(), runnerId: this.config.runner.id, exitCode: null,
+        error: { code: JobErrorCode.RunnerError, message },
+      });
+      await this.executor.discard(orphan.handle).catch((e: Error) => this.log.warn(`job ${job.id}: removing its container: ${e.message}`));
+      return;
     }
     const ranFor = Date.now() - (job.runningAt ?? job.startedAt ?? new Date()).getTime();
     await this.track(
@@ -261,7 +283,7 @@ export class JobRunnerService {
     const base = { at: Date.now(), runnerId: this.config.runner.id, exitCode: null };
     if (killedFor === 'cancel') return { ...base, status: JobStatus.Cancelled, error: null };
     if (killedFor === 'timeout') return { ...base, status: JobStatus.TimedOut, error: null };
-    if (err instanceof ExecFailure) return { ...base, status: JobStatus.Failed, error: err.error };
+    if (err instanceof ExecFailure) return { ...base, status: JobStatus.Failed, error: { ...err.error, message: masker.maskString(err.error.message) } };
     this.log.error(`job run failed: ${masker.maskString(err.message)}`);
     return {
       ...base,

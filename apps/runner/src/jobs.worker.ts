@@ -31,8 +31,21 @@ export class JobsWorker implements OnApplicationBootstrap, BeforeApplicationShut
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const resumed = await this.reattach.reattach();
-    if (resumed) this.log.log(`resumed ${resumed} job(s) left by a previous run`);
+    // New work only once what a previous run left is picked up again. A failure here (the engine
+    // or Redis not answering yet) is retried: giving up would leave those jobs to the janitor.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const resumed = await this.reattach.reattach();
+        if (resumed) this.log.log(`resumed ${resumed} job(s) left by a previous run`);
+        break;
+      } catch (err) {
+        if (this.stopping) return;
+        const delay = Math.min(1000 * attempt, 10_000);
+        this.log.warn(`re-attaching failed (${(err as Error).message}); trying again in ${delay / 1000} s before taking new jobs`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    if (this.stopping) return;
     this.queue = new Queue(QueueName.Jobs, bullRootOptions(this.config, 'runner-queue'));
     this.startWorker();
     this.watchdog = setInterval(() => void this.check().catch((e: Error) => this.log.warn(`watchdog: ${e.message}`)), WATCHDOG_MS);

@@ -61,7 +61,12 @@ export async function startWorkerService(
   // A promise that failed with nobody listening belongs to one job at most: say so loudly, but
   // do not take every other job of this process down with it (Node's default is to exit).
   process.on('unhandledRejection', (err) => logger.error(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
-  const app = await NestFactory.createApplicationContext(module, { logger });
+  // A service that could not start must not linger half-started (a runner beating its heartbeat
+  // with no worker would keep its jobs from being declared lost): it exits, to be restarted.
+  const app = await NestFactory.createApplicationContext(module, { logger }).catch((err: Error) => {
+    logger.error(`could not start: ${err.stack ?? err.message}`);
+    process.exit(1);
+  });
   app.enableShutdownHooks();
   console.log(`${service} ready: ${describe(config)}`);
 }

@@ -51,20 +51,27 @@ export class JobsService {
       labels: body.labels ?? {},
       network: body.network ?? false,
     });
-    await this.ds.getRepository(JobEntity).insert(job);
+    const secretsKey = this.keys.jobSecrets(job.id);
+    const hasSecrets = body.secrets !== undefined && Object.keys(body.secrets).length > 0;
+    // Secrets first: once the row exists, whoever enqueues it (this request, or the janitor's
+    // liveness sweep after an API that died right after the insert) finds its secrets in place.
+    // Kept in Redis only until the container has started; never in Postgres or in queue data.
+    if (hasSecrets) await this.redis.multi().hset(secretsKey, body.secrets!).expire(secretsKey, job.timeoutSeconds + 7 * 24 * 3600).exec();
     try {
-      if (body.secrets && Object.keys(body.secrets).length) {
-        // Kept in Redis only until the container has started; never in Postgres or in queue data.
-        const key = this.keys.jobSecrets(job.id);
-        await this.redis.multi().hset(key, body.secrets).expire(key, job.timeoutSeconds + 7 * 24 * 3600).exec();
-      }
+      await this.ds.getRepository(JobEntity).insert(job);
+    } catch (err) {
+      if (hasSecrets) await this.redis.del(secretsKey).catch(() => undefined);
+      throw err;
+    }
+    try {
       const payload: JobPayloads[JobName.RunJob] = { jobId: job.id };
       await this.queue.add(JobName.RunJob, payload, runJobOptions(job.id));
     } catch (err) {
       // Redis is down: the client is told 503 and will submit again, so this row must not stay
-      // behind as a job nobody asked for. (An API that dies right here leaves a pending row
-      // without a queue entry: the janitor's liveness sweep enqueues it.)
+      // behind as a job nobody asked for, nor its secrets. (An API that dies right here leaves a
+      // pending row without a queue entry: the janitor's liveness sweep enqueues it.)
       await this.ds.query('DELETE FROM jobs WHERE id = $1 AND status = $2', [job.id, JobStatus.Pending]).catch(() => undefined);
+      if (hasSecrets) await this.redis.del(secretsKey).catch(() => undefined);
       throw err;
     }
     return job;
