@@ -1,7 +1,7 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, runJobOptions } from '@flashpods/config';
-import { isTerminal, JobName, JobPayloads, JobStatus, QueueName, RedisKeys } from '@flashpods/contracts';
+import { isTerminal, JobName, JobPayloads, JobStatus, LogKeep, QueueName, RedisKeys } from '@flashpods/contracts';
 import { JobEntity, newJobEntity, transitionJob } from '@flashpods/database';
 import { indexFileName, logFileName } from '@flashpods/log-format';
 import { Queue } from 'bullmq';
@@ -50,6 +50,7 @@ export class JobsService {
       },
       labels: body.labels ?? {},
       network: body.network ?? false,
+      logKeep: body.log_keep ?? LogKeep.Head,
     });
     await this.ds.getRepository(JobEntity).insert(job);
     try {
