@@ -2,9 +2,10 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
 import { JobStatus, RedisKeys, TERMINAL_STATUSES } from '@flashpods/contracts';
 import { transitionJob } from '@flashpods/database';
-import { indexFileName, logFileName } from '@flashpods/log-format';
+import { indexFileName, logFileName, tailDirName } from '@flashpods/log-format';
 import Redis from 'ioredis';
 import { readdir, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 
@@ -15,7 +16,8 @@ export interface SweepResult {
 }
 
 const BATCH = 500;
-const LOG_FILE = /^([0-9a-f-]{36})\.(log|idx)$/;
+/** A job's files: its log, its index, and the tail segments' directory of a running head_tail job. */
+const LOG_FILE = /^([0-9a-f-]{36})\.(log|idx|tail)$/;
 /** A file with no job row is left alone this long: its row may be in flight. */
 const ORPHAN_GRACE_MS = 10 * 60 * 1000;
 
@@ -107,9 +109,9 @@ export class SweepsService {
           const path = join(this.config.logs.dir, name);
           const s = await stat(path).catch(() => undefined);
           if (!s || now - s.mtimeMs < ORPHAN_GRACE_MS) continue;
-          await rm(path, { force: true });
-          total.files += 1;
-          total.bytes += s.size;
+          const removed = await removePath(path, s);
+          total.files += removed.files;
+          total.bytes += removed.bytes;
         }
       }
     }
@@ -167,7 +169,7 @@ export class SweepsService {
   }
 
   private async removeFilesOf(ids: string[]): Promise<{ files: number; bytes: number }> {
-    const paths = ids.flatMap((id) => [logFileName(id), indexFileName(id)].map((n) => join(this.config.logs.dir, n)));
+    const paths = ids.flatMap((id) => [logFileName(id), indexFileName(id), tailDirName(id)].map((n) => join(this.config.logs.dir, n)));
     let files = 0;
     let bytes = 0;
     const IO_PARALLEL = 32;
@@ -176,9 +178,9 @@ export class SweepsService {
         paths.slice(i, i + IO_PARALLEL).map(async (path) => {
           const s = await stat(path).catch(() => undefined);
           if (!s) return;
-          await rm(path, { force: true });
-          files += 1;
-          bytes += s.size;
+          const removed = await removePath(path, s);
+          files += removed.files;
+          bytes += removed.bytes;
         }),
       );
     }
@@ -188,11 +190,37 @@ export class SweepsService {
   private async directoryBytes(): Promise<number> {
     let bytes = 0;
     for (const name of await readdir(this.config.logs.dir).catch(() => [] as string[])) {
-      const s = await stat(join(this.config.logs.dir, name)).catch(() => undefined);
+      const path = join(this.config.logs.dir, name);
+      const s = await stat(path).catch(() => undefined);
       if (s?.isFile()) bytes += s.size;
+      else if (s?.isDirectory() && LOG_FILE.test(name)) bytes += (await dirFiles(path)).bytes;
     }
     return bytes;
   }
+}
+
+/** The files directly in `dir` (a tail segments' directory holds no subdirectory): how many, how big. */
+async function dirFiles(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const s = await stat(join(dir, name)).catch(() => undefined);
+    if (!s?.isFile()) continue;
+    files += 1;
+    bytes += s.size;
+  }
+  return { files, bytes };
+}
+
+/** Removes a job's file, or its tail segments' directory with what is in it; counts the files. */
+async function removePath(path: string, s: Stats): Promise<{ files: number; bytes: number }> {
+  if (!s.isDirectory()) {
+    await rm(path, { force: true });
+    return { files: 1, bytes: s.size };
+  }
+  const inside = await dirFiles(path);
+  await rm(path, { recursive: true, force: true });
+  return inside;
 }
 
 function add(total: SweepResult, r: SweepResult): void {
