@@ -80,6 +80,11 @@ const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT;
  * also says how much disk they may take), and {@link finish}, on the job's terminal status, writes
  * the marker and the last lines that fit the rest of the cap after the head. A log that fits the
  * cap whole is stored exactly as `head` would store it.
+ *
+ * Disk of a running `head_tail` job (C = LOG_MAX_BYTES, L = LOG_LINE_MAX_BYTES + 16, the largest
+ * stored line): head + segments stay below C + 2 × (C/8 + L) bytes of log data; during compose
+ * the kept end (≤ C − head) is in the main log too, until the segments go. Each file's index
+ * takes 32 bytes per line beside it.
  */
 export class LogFileWriter {
   private constructor(
