@@ -3,7 +3,7 @@ import { JobStatus, redisKeys } from '@flashpods/contracts';
 import { createDataSource, JobEntity, migrate } from '@flashpods/database';
 import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { JobFactory } from '../../../test/support/job.factory';
@@ -44,7 +44,7 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
   });
   beforeEach(async () => {
     await ds.query('DELETE FROM jobs');
-    for (const f of await readdir(world.logDir)) await rm(join(world.logDir, f));
+    for (const f of await readdir(world.logDir)) await rm(join(world.logDir, f), { recursive: true });
   });
 
   function sweeps(env: Record<string, string> = {}): SweepsService {
@@ -61,6 +61,44 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
   }
   const logOf = (job: JobEntity) => join(world.logDir, `${job.id}.log`);
   const statusOf = async (job: JobEntity) => (await ds.getRepository(JobEntity).findOneBy({ id: job.id }))?.status;
+
+  /** A head_tail job's tail segments directory, as a persister that never composed it leaves it. */
+  async function tailDirOf(id: string): Promise<string> {
+    // Only a head_tail job has one (an orphan's id has no row: nothing to update).
+    await ds.query(`UPDATE jobs SET log_keep = 'head_tail' WHERE id = $1`, [id]);
+    const dir = join(world.logDir, `${id}.tail`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'head'), '{"lines":1,"bytes":10,"lastSeq":1,"firstTs":0}'); // 46 bytes
+    await writeFile(join(dir, '2.log'), Buffer.alloc(30, 'b'));
+    await writeFile(join(dir, '2.idx'), Buffer.alloc(32));
+    return dir;
+  }
+
+  it('TTL, retention and orphans remove a head_tail job\'s tail segments with its log, counting each file', async () => {
+    const ttl = await jobWithLog(JobStatus.Failed, ago(2 * MIN), 100);
+    const ttlTail = await tailDirOf(ttl.id);
+    expect(await sweeps({ LOG_RETENTION_SECONDS: '60' }).ttl()).toEqual({ jobs: 1, files: 5, bytes: 100 + 32 + 46 + 30 + 32 });
+    expect(await exists(ttlTail)).toBe(false);
+
+    const old = await jobWithLog(JobStatus.Completed, ago(40 * DAY), 10);
+    const oldTail = await tailDirOf(old.id);
+    expect(await sweeps().retention()).toEqual({ jobs: 1, files: 5, bytes: 10 + 32 + 46 + 30 + 32 });
+    expect(await exists(oldTail)).toBe(false);
+
+    const orphanTail = await tailDirOf(randomUUID());
+    const longAgo = ago(DAY);
+    await utimes(orphanTail, longAgo, longAgo);
+    expect(await sweeps().orphans()).toMatchObject({ files: 3, bytes: 46 + 30 + 32 });
+    expect(await exists(orphanTail)).toBe(false);
+  });
+
+  it('quota: a cleaned job\'s leftover tail segments go with its log and count as freed', async () => {
+    const done = await jobWithLog(JobStatus.Completed, ago(MIN), 100);
+    const tail = await tailDirOf(done.id);
+    // The rows say 100 + 32: a quota of 100 sends the job; what it frees includes the 108 bytes of its tail.
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '100' }).quota()).toEqual({ jobs: 1, files: 5, bytes: 240 });
+    expect(await exists(tail)).toBe(false);
+  });
 
   it('TTL: deletes the logs of jobs terminal for longer than LOG_RETENTION_SECONDS and marks them cleaned', async () => {
     const old = await jobWithLog(JobStatus.Completed, ago(2 * MIN), 100);

@@ -1,9 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
-import { JobStatus, RedisKeys, TERMINAL_STATUSES } from '@flashpods/contracts';
-import { INDEX_RECORD_BYTES, indexFileName, logFileName } from '@flashpods/log-format';
+import { JobStatus, LogKeep, RedisKeys, TERMINAL_STATUSES } from '@flashpods/contracts';
+import { INDEX_RECORD_BYTES, indexFileName, logFileName, tailDirName } from '@flashpods/log-format';
 import Redis from 'ioredis';
 import { readdir, rm, stat, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 
@@ -16,7 +17,8 @@ export interface SweepResult {
 const BATCH = 500;
 /** The terminal states as a literal list, so the planner can use the partial index over exactly them. */
 const TERMINAL_SQL = `status IN (${TERMINAL_STATUSES.map((s) => `'${s}'`).join(', ')})`;
-const LOG_FILE = /^([0-9a-f-]{36})\.(log|idx)$/;
+/** A job's files: its log, its index, and the tail segments' directory of a running head_tail job. */
+const LOG_FILE = /^([0-9a-f-]{36})\.(log|idx|tail)$/;
 /** A file with no job row is left alone this long: its row may be in flight. */
 const ORPHAN_GRACE_MS = 10 * 60 * 1000;
 
@@ -118,9 +120,9 @@ export class SweepsService {
           const path = join(this.config.logs.dir, name);
           const s = await stat(path).catch(() => undefined);
           if (!s || now - s.mtimeMs < ORPHAN_GRACE_MS) continue;
-          await rm(path, { force: true });
-          total.files += 1;
-          total.bytes += s.size;
+          const removed = await removePath(path, s);
+          total.files += removed.files;
+          total.bytes += removed.bytes;
         }
       }
     }
@@ -166,30 +168,32 @@ export class SweepsService {
     if (ids.length === 0) return { jobs: 0, files: 0, bytes: 0 };
     const [moved] = (await this.ds.query(
       `UPDATE jobs SET status = $2, cleaned_at = now(), updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($3::text[])
-       RETURNING id::text, log_bytes, log_lines`,
+       RETURNING id::text, log_bytes, log_lines, log_keep`,
       [ids, JobStatus.Cleaned, [...TERMINAL_STATUSES]],
-    )) as [{ id: string; log_bytes: string; log_lines: string }[], number];
-    const files = await this.unlinkFiles(moved.map((r) => ({ id: r.id, logBytes: Number(r.log_bytes), lines: Number(r.log_lines) })));
+    )) as [{ id: string; log_bytes: string; log_lines: string; log_keep: LogKeep }[], number];
+    const files = await this.unlinkFiles(
+      moved.map((r) => ({ id: r.id, logBytes: Number(r.log_bytes), lines: Number(r.log_lines), headTail: r.log_keep === LogKeep.HeadTail })),
+    );
     return { jobs: moved.length, files: files.files, bytes: files.bytes };
   }
 
   /** Deletes the files of jobs whose rows are gone (retention), with their sizes read from the disk. */
   private async removeFilesOf(ids: string[]): Promise<{ files: number; bytes: number }> {
-    const paths = ids.flatMap((id) => [logFileName(id), indexFileName(id)].map((n) => join(this.config.logs.dir, n)));
+    const paths = ids.flatMap((id) => [logFileName(id), indexFileName(id), tailDirName(id)].map((n) => join(this.config.logs.dir, n)));
     let files = 0;
     let bytes = 0;
     await inParallel(paths, async (path) => {
       const s = await stat(path).catch(() => undefined);
       if (!s) return;
-      await rm(path, { force: true });
-      files += 1;
-      bytes += s.size;
+      const removed = await removePath(path, s);
+      files += removed.files;
+      bytes += removed.bytes;
     });
     return { files, bytes };
   }
 
   /** Deletes the files of cleaned jobs: one unlink each, the bytes counted from the job's row. */
-  private async unlinkFiles(jobs: { id: string; logBytes: number; lines: number }[]): Promise<{ files: number; bytes: number }> {
+  private async unlinkFiles(jobs: { id: string; logBytes: number; lines: number; headTail: boolean }[]): Promise<{ files: number; bytes: number }> {
     let files = 0;
     let bytes = 0;
     const gone = (path: string) =>
@@ -209,6 +213,16 @@ export class SweepsService {
         files += 1;
         bytes += job.lines * INDEX_RECORD_BYTES;
       }
+      // Only a head_tail job can have tail segments left (its end not composed): one stat for those.
+      if (job.headTail) {
+        const dir = join(this.config.logs.dir, tailDirName(job.id));
+        const s = await stat(dir).catch(() => undefined);
+        if (s) {
+          const removed = await removePath(dir, s);
+          files += removed.files;
+          bytes += removed.bytes;
+        }
+      }
     });
     return { files, bytes };
   }
@@ -226,6 +240,30 @@ export class SweepsService {
 /** File operations a few at a time: enough to keep the disk busy, few enough not to flood libuv's pool. */
 async function inParallel<T>(items: readonly T[], fn: (item: T) => Promise<void>, width = 32): Promise<void> {
   for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map(fn));
+}
+
+/** The files directly in `dir` (a tail segments' directory holds no subdirectory): how many, how big. */
+async function dirFiles(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const s = await stat(join(dir, name)).catch(() => undefined);
+    if (!s?.isFile()) continue;
+    files += 1;
+    bytes += s.size;
+  }
+  return { files, bytes };
+}
+
+/** Removes a job's file, or its tail segments' directory with what is in it; counts the files. */
+async function removePath(path: string, s: Stats): Promise<{ files: number; bytes: number }> {
+  if (!s.isDirectory()) {
+    await rm(path, { force: true });
+    return { files: 1, bytes: s.size };
+  }
+  const inside = await dirFiles(path);
+  await rm(path, { recursive: true, force: true });
+  return inside;
 }
 
 function add(total: SweepResult, r: SweepResult): void {

@@ -5,6 +5,7 @@ import {
   JobErrorCode,
   JobStatus,
   LINES_FIELDS,
+  LogKeep,
   RedisKeys,
   STATUS_FIELDS,
   StatusEvent,
@@ -225,7 +226,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       if (got.holder.activeEntryId !== entryId) await this.ackEntry(entryId);
       return;
     }
-    const row: { status: JobStatus }[] = await this.ds.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
+    const row: { status: JobStatus; log_keep: LogKeep }[] = await this.ds.query('SELECT status, log_keep FROM jobs WHERE id = $1', [jobId]);
     const ended = row.length === 0 || (isTerminal(row[0].status) && (await this.redis.xlen(this.keys.jobLog(jobId))) === 0);
     if (ended || this.stopping) {
       await this.leases.release(got.lease);
@@ -236,7 +237,10 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       jobId,
       activeEntryId: entryId,
       lease: got.lease,
-      writer: await LogFileWriter.open(this.config.logs.dir, jobId, this.config.logs.maxBytes, () => this.mayWrite(job)),
+      writer: await LogFileWriter.open(this.config.logs.dir, jobId, this.config.logs.maxBytes, {
+        keep: row[0].log_keep,
+        mayRepair: () => this.mayWrite(job),
+      }),
       cursor: '0-0',
       statsWrittenAt: 0,
       statsDirty: true,
@@ -347,6 +351,9 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       if (type === StreamEntryType.Status) {
         if (!(await this.checkLease(job))) return;
         const event = JSON.parse(fields.get(STATUS_FIELDS.event)!.toString()) as StatusEvent;
+        // A `head_tail` log gets its end written before the status is stored (read your writes). A
+        // failure throws: the entry is applied again on the next round, and compose starts over.
+        if (isTerminal(event.status) && !job.writeFailed) await job.writer.finish();
         await this.writeStats(job);
         await transitionJob(this.ds, job.jobId, event.status, {
           at: new Date(event.at),
@@ -450,7 +457,13 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
   private async finish(job: OwnedJob): Promise<void> {
     if (this.owned.get(job.jobId) === job) this.owned.delete(job.jobId);
     job.gone = true;
-    if (!job.writeFailed && this.leases.isValid(job.lease)) await this.writeStats(job);
+    if (!job.writeFailed && this.leases.isValid(job.lease)) {
+      // Ended without its terminal entry reaching us (see finishEndedJobs): its end is composed now.
+      if (!job.busy) {
+        await job.writer.finish().catch((err: Error) => this.log.error(`job ${job.jobId}: composing the end of its log: ${err.message}`));
+      }
+      await this.writeStats(job);
+    }
     if (!job.busy) await job.writer.close();
     // Our entry is acked only if no other persister holds the job by now.
     if ((await this.leases.release(job.lease)) !== 'other') await this.ackEntry(job.activeEntryId);

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
-import { JobErrorCode, JobStatus, RedisKeys, StatusEvent } from '@flashpods/contracts';
+import { JobErrorCode, JobStatus, LogKeep, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { JobEntity, transitionJob } from '@flashpods/database';
 import { isFenced, JobLogPublisher, parseProgress, ShipProgress, takeJobStream } from '@flashpods/job-stream';
 import { SecretMasker } from '@flashpods/log-format';
@@ -54,11 +54,11 @@ export class JobRunnerService {
     return kill !== undefined;
   }
 
-  publisherFor(jobId: string, token: string, progress?: ShipProgress): JobLogPublisher {
+  publisherFor(jobId: string, token: string, logKeep: LogKeep, progress?: ShipProgress): JobLogPublisher {
     return new JobLogPublisher(
       this.redis,
       { keys: this.keys, jobId, token },
-      { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes },
+      { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes, logKeep },
       progress,
     );
   }
@@ -88,7 +88,7 @@ export class JobRunnerService {
       await transitionJob(this.ds, jobId, JobStatus.Failed, { runnerId, exitCode: null, errorCode: JobErrorCode.RunnerError, errorMessage: message });
       return;
     }
-    const publisher = this.publisherFor(jobId, token);
+    const publisher = this.publisherFor(jobId, token, job.logKeep);
     const missing = job.secretNames.filter((name) => secrets[name] === undefined);
     if (missing.length) {
       // Never run a job without the secrets it was given: it would run, and print, as if it had them.
@@ -129,7 +129,7 @@ export class JobRunnerService {
   async resume(job: JobEntity, orphan: Orphan, token: string, progress: ShipProgress): Promise<void> {
     // Secret values were dropped from Redis once the container started; it still has them.
     const masker = new SecretMasker(job.secretNames.map((n) => orphan.env[n]).filter((v) => v !== undefined));
-    const publisher = this.publisherFor(job.id, token, progress);
+    const publisher = this.publisherFor(job.id, token, job.logKeep, progress);
     try {
       await this.redis.xadd(this.keys.activeJobs, '*', 'job', job.id);
       await publisher.system(

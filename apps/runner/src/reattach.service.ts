@@ -68,7 +68,7 @@ export class ReattachService {
         this.keys,
         job.id,
         runnerId,
-        { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes },
+        { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes, logKeep: job.logKeep },
         `failed: ${JobErrorCode.RunnerLost}: ${message}`,
         { status: JobStatus.Failed, at: Date.now(), runnerId, exitCode: null, error: { code: JobErrorCode.RunnerLost, message } },
       ).catch((err: Error) => {

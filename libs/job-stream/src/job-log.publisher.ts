@@ -1,4 +1,4 @@
-import { isTerminal, LogStream, RedisKeys, StatusEvent } from '@flashpods/contracts';
+import { isTerminal, LogKeep, LogStream, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
 import Redis from 'ioredis';
 import { FENCE_KEEP_SECONDS, fenced, FencedError, isFenced } from './stream-fence';
@@ -6,6 +6,11 @@ import { FENCE_KEEP_SECONDS, fenced, FencedError, isFenced } from './stream-fenc
 export interface PublisherSettings {
   /** LOG_MAX_BYTES: the line that would take the stored log past this becomes the marker. */
   logMaxBytes: number;
+  /**
+   * The job's `log_keep`. `head` (the default) applies the cap here, at the source. `head_tail`
+   * ships every line (live readers see them all) and leaves what is kept to the persister.
+   */
+  logKeep?: LogKeep;
   chunkMaxBytes: number;
   chunkMaxDelayMs: number;
   /** Entries the persister has not yet trimmed; above this the publisher waits (backpressure). */
@@ -21,7 +26,9 @@ export interface ShipProgress {
   seq: number;
   stdout: number;
   stderr: number;
+  /** Stored size of the lines shipped so far (for `head`, up to the cap; for `head_tail`, all of them). */
   bytes: number;
+  /** The cap was reached at the source (`head` only: a `head_tail` publisher never truncates). */
   truncated: boolean;
 }
 
@@ -132,9 +139,10 @@ export class JobLogPublisher {
   /**
    * Queues a line. Throws once shipping has failed (the job must end). Returns a promise when the
    * caller should stop reading until it settles (see the class comment); it never rejects.
-   * The cap is applied here, at the source, with the persister's rule, so that live readers and
-   * the file see the same lines: the line that would pass it becomes the marker, later ones are
-   * dropped (the workload keeps running and its output keeps being drained).
+   * For `head`, the cap is applied here, at the source, with the persister's rule, so that live
+   * readers and the file see the same lines: the line that would pass it becomes the marker, later
+   * ones are dropped (the workload keeps running and its output keeps being drained). For
+   * `head_tail` every line is shipped: the persister keeps the head and the tail.
    */
   line(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
     if (this.failure) throw this.failure;
@@ -149,7 +157,7 @@ export class JobLogPublisher {
     else if (stream === LogStream.Stderr) q.stderr++;
     if (q.truncated) return wait;
     const size = storedLineBytes(text.length);
-    if (q.bytes + size > this.settings.logMaxBytes) {
+    if (this.settings.logKeep !== LogKeep.HeadTail && q.bytes + size > this.settings.logMaxBytes) {
       q.truncated = true;
       stream = LogStream.System;
       text = Buffer.from(truncationMarkerText(this.settings.logMaxBytes));

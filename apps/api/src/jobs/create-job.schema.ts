@@ -1,4 +1,5 @@
 import { FlashpodsConfig } from '@flashpods/config';
+import { LOG_KEEP_VALUES } from '@flashpods/contracts';
 import { z } from 'zod';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -34,6 +35,7 @@ export function createJobSchema(config: FlashpodsConfig) {
         .strict()
         .optional(),
       network: z.boolean().optional(),
+      log_keep: z.enum(LOG_KEEP_VALUES).optional(),
     })
     .strict()
     .superRefine((body, ctx) => {

@@ -1,9 +1,9 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, runJobOptions } from '@flashpods/config';
-import { isTerminal, JobName, JobPayloads, JobStatus, QueueName, RedisKeys } from '@flashpods/contracts';
+import { isTerminal, JobName, JobPayloads, JobStatus, LogKeep, QueueName, RedisKeys } from '@flashpods/contracts';
 import { JobEntity, newJobEntity, transitionJob } from '@flashpods/database';
-import { indexFileName, logFileName } from '@flashpods/log-format';
+import { indexFileName, logFileName, tailDirName } from '@flashpods/log-format';
 import { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
@@ -50,6 +50,7 @@ export class JobsService {
       },
       labels: body.labels ?? {},
       network: body.network ?? false,
+      logKeep: body.log_keep ?? LogKeep.Head,
     });
     const secretsKey = this.keys.jobSecrets(job.id);
     const hasSecrets = body.secrets !== undefined && Object.keys(body.secrets).length > 0;
@@ -136,6 +137,8 @@ export class JobsService {
     await Promise.all([
       rm(join(this.config.logs.dir, logFileName(id)), { force: true }),
       rm(join(this.config.logs.dir, indexFileName(id)), { force: true }),
+      // A head_tail job's tail segments, when its end was never composed (it ended elsewhere).
+      rm(join(this.config.logs.dir, tailDirName(id)), { recursive: true, force: true }),
       this.redis.del(this.keys.jobLog(id), this.keys.jobSecrets(id), this.keys.jobCancel(id)),
     ]);
   }

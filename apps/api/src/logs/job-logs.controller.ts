@@ -1,6 +1,6 @@
 import { Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { JobStatus, parseLogLevel, parseLogStream } from '@flashpods/contracts';
+import { isTerminal, JobStatus, parseLogLevel, parseLogStream } from '@flashpods/contracts';
 import type { Response } from 'express';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
@@ -107,7 +107,11 @@ export class JobLogsController {
     return { output: t.data.toString('utf8'), lines: t.lines, truncated: job.logTruncated, total_bytes: t.totalBytes };
   }
 
-  /** Seed 004: lines after `after_seq`, filtered, for polling. */
+  /**
+   * Seed 004: lines after `after_seq`, filtered, for polling. A page of a `head_tail` log that
+   * crosses its gap says so: `dropped: {after_seq, lines}` (those lines were not kept; the marker
+   * line carries seq `after_seq + 1`), and `next_after_seq` is then past the gap.
+   */
   @Get('logs')
   async query(@Param('id') id: string, @Query() query: Record<string, unknown>, @Req() req: AuthedRequest) {
     const job = await this.jobs.get(id, req.caller);
@@ -116,8 +120,12 @@ export class JobLogsController {
     assertLogsReadable(job);
     const p = parsed.data;
     const q: LogQuery = { afterSeq: p.after_seq, limit: p.limit, stream: p.stream, level: p.level, since: p.since, q: p.q };
-    const { logs, nextAfterSeq } = await this.logs.query(job.id, q);
-    return { logs, next_after_seq: nextAfterSeq, job: jobView(job) };
+    const { logs, nextAfterSeq, dropped } = await this.logs.query(job.id, q, {
+      keep: job.logKeep,
+      endedAtSeq: isTerminal(job.status) ? job.logLastSeq : undefined,
+    });
+    // `dropped` only on a page of a head_tail log that crosses its gap: a head log's answer is unchanged.
+    return dropped ? { logs, next_after_seq: nextAfterSeq, dropped, job: jobView(job) } : { logs, next_after_seq: nextAfterSeq, job: jobView(job) };
   }
 
   /**

@@ -71,9 +71,15 @@ export class LogStreamService {
         for (const e of batch) await send(e);
       }
     };
+    // Set when the stream was found past us: if the file then has nothing to fill in, those lines
+    // were not kept (a `head_tail` log past its head drops what its tail cannot hold), and the
+    // stream is followed from where it is.
+    let behind = false;
     try {
       while (!closed) {
+        const before = after;
         await drainFile();
+        const skipGap = behind && after === before;
         const row = await this.jobRow(jobId);
         if (row === undefined || isTerminal(row.status) || row.status === JobStatus.Cleaned) {
           await drainFile();
@@ -81,7 +87,7 @@ export class LogStreamService {
           res.write(`id: ${after}\nevent: end\ndata: ${JSON.stringify(end)}\n\n`);
           break;
         }
-        streamId = await this.followStream(reader, jobId, streamId, () => after, send);
+        ({ id: streamId, behind } = await this.followStream(reader, jobId, streamId, () => after, send, skipGap));
       }
     } catch (err) {
       if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ message: 'stream interrupted; reconnect' })}\n\n`);
@@ -94,7 +100,8 @@ export class LogStreamService {
 
   /**
    * Sends lines from the job's Redis stream after `streamId`. Returns the id to continue from;
-   * stops early (without passing the entry) when the stream has lost lines the file must supply.
+   * stops early (without passing the entry, `behind`) when the stream has lost lines the file must
+   * supply, unless `skipGap` says the file has none to give.
    */
   private async followStream(
     reader: Redis,
@@ -102,7 +109,8 @@ export class LogStreamService {
     streamId: string,
     after: () => number,
     send: (e: LogEntryView) => Promise<void>,
-  ): Promise<string> {
+    skipGap: boolean,
+  ): Promise<{ id: string; behind: boolean }> {
     const reply = (await reader.xreadBuffer(
       'COUNT', 50, 'BLOCK', BLOCK_MS, 'STREAMS', this.keys.jobLog(jobId), streamId,
     )) as [Buffer, [Buffer, Buffer[]][]][] | null;
@@ -111,8 +119,8 @@ export class LogStreamService {
       const fields = streamEntryFields(raw);
       if (fields.get(LINES_FIELDS.type)?.toString() === StreamEntryType.Lines) {
         const lines = decodeLines(fields.get(LINES_FIELDS.data)!, Number(fields.get(LINES_FIELDS.firstSeq)));
-        if (lines.length && lines[0].seq > after() + 1 && lines[lines.length - 1].seq > after()) {
-          return id; // trimmed past us: the file has the missing lines
+        if (!skipGap && lines.length && lines[0].seq > after() + 1 && lines[lines.length - 1].seq > after()) {
+          return { id, behind: true }; // trimmed past us: the file has the missing lines
         }
         for (const l of lines) {
           await send(logEntryView(l.seq, l.ts, l.stream, detectLevel(l.stream, l.text), l.text.toString('utf8')));
@@ -120,7 +128,7 @@ export class LogStreamService {
       }
       id = entryId.toString();
     }
-    return id;
+    return { id, behind: false };
   }
 
   /** Whether the job has ended and no stored line follows `afterSeq`. */
