@@ -104,7 +104,7 @@ async function explain(ctx: CliContext, id: string, end: StreamEnd, code: number
   let detail = end.error_code ?? '';
   if (end.status === JobStatus.Failed) {
     const job = await ctx.client.json<JobView>('GET', `/jobs/${id}`).catch(() => undefined);
-    if (job?.error) detail = `${job.error.code}: ${job.error.message}`;
+    if (job?.error) detail = `${job.error.code}: ${job.error.message.trim()}`;
   }
   const status = end.status === JobStatus.TimedOut ? 'timed out' : end.status;
   ctx.out.notice(`job ${id} ${status}${detail ? ` (${detail})` : ''}; exit ${code}`);
