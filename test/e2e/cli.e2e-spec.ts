@@ -150,6 +150,27 @@ describe('the flashpods CLI against a running stack', () => {
     expect((await stack.json('GET', `/jobs/${id}`)).body.status).toBe('completed');
   });
 
+  it('run and logs -f resume after the API is killed and restarted, without a gap or a duplicate', async () => {
+    const script = 'i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo "n $i"; sleep 0.1; done';
+    const expected = Array.from({ length: 60 }, (_, i) => `n ${i + 1}\n`).join('');
+    const label = `case=${randomUUID()}`;
+    const run = start(['run', '--label', label, TEST_IMAGE, '--', 'sh', '-c', script]);
+    await waitFor('run to print a few lines', async () => (run.stdout().includes('n 5\n') ? true : undefined), 30000, 20);
+    const follow = start(['logs', '-f', (await jobLabelled(label)).id]);
+    await waitFor('logs -f to print a few lines', async () => (follow.stdout().includes('n 8\n') ? true : undefined), 30000, 20);
+    await stack.stopService('api', 'SIGKILL');
+    // Both clients are cut off mid-job; the job runs on, and both reconnect once the API is back.
+    expect(run.stdout().length).toBeLessThan(expected.length);
+    expect(follow.stdout().length).toBeLessThan(expected.length);
+    stack.startService('api');
+    await stack.waitReady();
+    expect(await run.exited).toBe(0);
+    expect(await follow.exited).toBe(0);
+    expect(run.stdout()).toBe(expected);
+    expect(follow.stdout()).toBe(expected);
+    expect(run.stderr()).toBe('');
+  });
+
   it('logs reads back with --tail, --stream, --grep, --timestamps and --json', async () => {
     const id = await submit(['sh', '-c', 'for i in 1 2 3 4 5; do echo "out $i"; done; sleep 0.2; echo "Error: bad" >&2']);
     await stack.waitTerminal(id);
