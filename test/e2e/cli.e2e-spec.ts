@@ -247,10 +247,11 @@ describe('the flashpods CLI against a running stack', () => {
   });
 
   it('download writes the whole log file, without a progress bar when stderr is not a terminal', async () => {
-    const id = await submit(['sh', '-c', 'for i in $(seq 1 2000); do echo "line $i of the log"; done']);
+    const id = await submit(['sh', '-c', 'for i in $(seq 1 10000); do echo "line $i of the log"; done']);
     await stack.waitTerminal(id);
     const expected = Buffer.from(await (await stack.request('GET', `/jobs/${id}/logs/download`)).arrayBuffer());
-    expect(expected.length).toBeGreaterThan(40000);
+    // Larger than a pipe's buffer (64 KiB), for the `| head` case below.
+    expect(expected.length).toBeGreaterThan(200_000);
 
     const r = await cli(['download', id]);
     expect(r).toEqual({ code: 0, stdout: `wrote ${expected.length} bytes to ${id}.log\n`, stderr: '' });
@@ -266,6 +267,12 @@ describe('the flashpods CLI against a running stack', () => {
     piped.proc.stdout!.on('data', (b: Buffer) => chunks.push(b));
     expect(await piped.exited).toBe(0);
     expect(Buffer.concat(chunks).equals(expected)).toBe(true);
+
+    // A reader that goes away (`flashpods logs ID | head`): exit 141 quietly, no stack trace.
+    const headed = start(['logs', id, '--stream', 'stdout']);
+    headed.proc.stdout!.once('data', () => headed.proc.stdout!.destroy());
+    expect(await headed.exited).toBe(141);
+    expect(headed.stderr()).toBe('');
 
     const missing = await cli(['download', randomUUID()]);
     expect(missing).toEqual({ code: 66, stdout: '', stderr: 'flashpods: job not found (404 job_not_found)\n' });

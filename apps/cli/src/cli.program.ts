@@ -28,6 +28,7 @@ Exit codes:
   124     run: the job timed out
   125     run: the job failed without an exit code (image not found, runner lost, ...)
   130     run: the job was cancelled (Ctrl-C cancels it); logs -f: stopped by Ctrl-C
+  141     the reader of stdout went away (| head)
 `;
 
 const int = (flag: string) => (raw: string) => parsePositiveInt(raw, flag);

@@ -48,7 +48,7 @@ describe('httpExitCode', () => {
 
   it('keeps every CLI error code apart from the job outcomes', () => {
     const cli = [ExitCode.Usage, ExitCode.Rejected, ExitCode.NotFound, ExitCode.Internal, ExitCode.Unavailable, ExitCode.CantCreate, ExitCode.NoPermission, ExitCode.Config];
-    const job = [ExitCode.TimedOut, ExitCode.JobFailed, ExitCode.Cancelled];
+    const job = [ExitCode.TimedOut, ExitCode.JobFailed, ExitCode.Cancelled, ExitCode.BrokenPipe];
     expect(new Set([...cli, ...job]).size).toBe(cli.length + job.length);
   });
 });

@@ -28,8 +28,10 @@ export enum ExitCode {
   TimedOut = 124,
   /** The job failed without an exit code of its own: image not found, runner lost, runner error... */
   JobFailed = 125,
-  /** The job was cancelled (by Ctrl-C or by anyone else). */
+  /** The job was cancelled (by Ctrl-C or by anyone else); `logs -f` stopped by Ctrl-C. */
   Cancelled = 130,
+  /** Our stdout or stderr was closed by its reader (`| head`): 128 + SIGPIPE, as `cat` would exit. */
+  BrokenPipe = 141,
 }
 
 /** How a job ended, as `GET /jobs/:id` or the stream's `end` event tell it. */
