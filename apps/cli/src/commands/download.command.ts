@@ -38,7 +38,8 @@ export async function downloadCommand(ctx: CliContext, id: string, o: DownloadOp
   });
   const source = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) : Readable.from([]);
   if (toStdout) {
-    await pipeline(source, count, out.stdout).catch((err: unknown) => {
+    // `end: false`: our stdout stays open for whatever is written after (ending it closes the pipe).
+    await pipeline(source, count, out.stdout, { end: false }).catch((err: unknown) => {
       throw client.unreachable(err);
     });
     bar?.finish(bytes);
