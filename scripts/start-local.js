@@ -18,7 +18,8 @@ function run(cmd, args) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-if (services.some((s) => !existsSync(join(root, 'apps', s, 'dist', 'main.js')))) {
+// The CLI too: the banner below tells to run `npx flashpods`.
+if ([...services, 'cli'].some((s) => !existsSync(join(root, 'apps', s, 'dist', 'main.js')))) {
   say('building (first run)');
   run('npm', ['run', 'build']);
 }
@@ -90,18 +91,23 @@ const base = `http://127.0.0.1:${env.API_PORT}`;
   for (let i = 0; i < 150; i++) {
     const ok = await fetch(`${base}/ready`).then((r) => r.ok, () => false);
     if (ok) {
-      const command = env.RUNNER_EXECUTOR === 'process' ? '["sh","-c","echo hello from flashpods"]' : '["sh","-c","echo hello from flashpods; echo to stderr >&2"]';
+      const script = env.RUNNER_EXECUTOR === 'process' ? 'echo hello from flashpods' : 'echo hello from flashpods; echo to stderr >&2';
       console.log(`
 Flashpods is up (executor: ${env.RUNNER_EXECUTOR}).
   API         ${base}            (OpenAPI at ${base}/docs, Bull Board at ${base}/admin/queues)
   Token       ${env.FLASHPODS_ADMIN_TOKEN}
   Logs        ${env.LOG_DIR}
 
-Submit a first job and read its log:
+Run a first job with the CLI (in another terminal, from this directory):
+  export FLASHPODS_URL=${base}
   export FLASHPODS_TOKEN=${env.FLASHPODS_ADMIN_TOKEN}
-  curl -s -X POST ${base}/jobs -H "Authorization: Bearer $FLASHPODS_TOKEN" -H 'Content-Type: application/json' \\
-       -d '{"image":"${image}","command":${command}}'
-  curl -s "${base}/jobs/<id>/output?tail=100" -H "Authorization: Bearer $FLASHPODS_TOKEN"
+  npx flashpods run ${image} -- sh -c '${script}'
+  npx flashpods ls
+
+or with curl:
+  curl -s -X POST $FLASHPODS_URL/jobs -H "Authorization: Bearer $FLASHPODS_TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"image":"${image}","command":${JSON.stringify(['sh', '-c', script])}}'
+  curl -s "$FLASHPODS_URL/jobs/<id>/output?tail=100" -H "Authorization: Bearer $FLASHPODS_TOKEN"
 `);
       return;
     }
