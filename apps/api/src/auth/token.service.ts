@@ -64,6 +64,13 @@ export class TokenService {
     return { tenant: found.tenant, admin: false, tokenId: found.id };
   }
 
+  /** Whether the token a ticket was issued with still stands: a revocation ends its tickets too. */
+  async isLive(tokenId: string): Promise<boolean> {
+    if (tokenId === ADMIN_TOKEN_ID) return true;
+    if (!UUID.test(tokenId)) return false;
+    return (await this.ds.getRepository(ApiTokenEntity).countBy({ id: tokenId, revokedAt: IsNull() })) === 1;
+  }
+
   async create(tenant: unknown, name: unknown): Promise<TokenView & { token: string }> {
     const problems: string[] = [];
     if (typeof tenant !== 'string' || !TENANT.test(tenant) || tenant === ADMIN_TENANT) {
