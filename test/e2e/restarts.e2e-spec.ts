@@ -60,6 +60,19 @@ describe('Redis and Postgres restarted under a running stack', () => {
     expect(lines).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
   }, 120000);
 
+  it('Redis killed with SIGKILL mid-job (AOF on): what it acknowledged was written out, the job loses nothing', async () => {
+    const long = await run(counter(500));
+    await waitFor('the long job to run', async () => ((await stack.json('GET', `/jobs/${long.id}`)).body.log.lines > 20 ? true : undefined), 20000, 50);
+    await redis.kill();
+    await sleep(1000);
+    await redis.up();
+    const recoveredMs = await newJobRuns(Date.now(), 'redis kill -9');
+    expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
+    const lines = await storedNumbers(stack, long.id);
+    tally(`redis kill -9 mid-job (new job done ${recoveredMs} ms after)`, lines, 500);
+    expect(lines).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+  }, 120000);
+
   it('Postgres restart: 503 while it is down, then every service reconnects and the running job loses nothing', async () => {
     const long = await run(counter(400));
     await waitFor('the long job to run', async () => ((await stack.json('GET', `/jobs/${long.id}`)).body.log.lines > 20 ? true : undefined), 20000, 50);
@@ -72,6 +85,20 @@ describe('Redis and Postgres restarted under a running stack', () => {
     expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
     const lines = await storedNumbers(stack, long.id);
     tally(`postgres restart mid-job (new job done ${recoveredMs} ms after)`, lines, 400);
+    expect(lines).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+  }, 120000);
+
+  it('Postgres killed with SIGKILL mid-job: it recovers from the crash, every service reconnects, the job loses nothing', async () => {
+    const long = await run(counter(400));
+    await waitFor('the long job to run', async () => ((await stack.json('GET', `/jobs/${long.id}`)).body.log.lines > 20 ? true : undefined), 20000, 50);
+    await pg.kill();
+    const down = await stack.json('GET', `/jobs/${long.id}`);
+    expect([down.status, down.body.error]).toEqual([503, 'service_unavailable']);
+    await pg.up();
+    const recoveredMs = await newJobRuns(Date.now(), 'postgres kill -9');
+    expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
+    const lines = await storedNumbers(stack, long.id);
+    tally(`postgres kill -9 mid-job (new job done ${recoveredMs} ms after)`, lines, 400);
     expect(lines).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
   }, 120000);
 
