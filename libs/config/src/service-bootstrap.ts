@@ -1,7 +1,7 @@
 import { ConsoleLogger, LoggerService, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import Redis from 'ioredis';
-import { ConfigError, FlashpodsConfig, getConfig } from './flashpods.config';
+import { ConfigError, describeRedis, FlashpodsConfig, getConfig } from './flashpods.config';
+import { RedisClient } from './redis-client';
 import { assertNoEviction, createRedis } from './redis.factory';
 
 /** The process logger: JSON lines in production-like runs, Nest's coloured text locally. */
@@ -25,7 +25,7 @@ export async function preflight(service: string): Promise<FlashpodsConfig> {
     throw err;
   }
   // One retry per command, so an unreachable Redis is reported here instead of waited on silently.
-  const redis: Redis = createRedis(config, `${service}-preflight`, { maxRetriesPerRequest: 1 });
+  const redis: RedisClient = createRedis(config, `${service}-preflight`, { maxRetriesPerRequest: 1 });
   try {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -33,7 +33,7 @@ export async function preflight(service: string): Promise<FlashpodsConfig> {
         break;
       } catch (err) {
         if (!(err as Error).message.includes('maxmemory-policy')) {
-          console.error(`[${service}] Redis not reachable at ${new URL(config.redis.url).host} (${(err as Error).message}); retrying`);
+          console.error(`[${service}] Redis not reachable at ${describeRedis(config)} (${(err as Error).message}); retrying`);
           await new Promise((r) => setTimeout(r, 2000));
           continue;
         }
