@@ -69,6 +69,7 @@ describe('on a Redis Cluster (3 masters + 3 replicas): 2 APIs, 2 runners, 2 pers
       RUNNER_HEARTBEAT_SECONDS: '2',
       LIVENESS_INTERVAL_SECONDS: '1',
       PERSISTER_CLAIM_IDLE_MS: '3000',
+      JANITOR_INTERVAL_SECONDS: '2',
     });
     stack.startService('runner', 'runner-2');
     stack.startService('persister', 'persister-2');
@@ -107,8 +108,8 @@ describe('on a Redis Cluster (3 masters + 3 replicas): 2 APIs, 2 runners, 2 pers
     for (const id of ids) expectOneToN(id, await storedNumbers(stack, id), N);
     // Both APIs read the same log directory and answer the same.
     const last = done[1].job.log.lines;
-    const viaOne = await stack.json('GET', `/jobs/${ids[1]}/logs?after_seq=${last - 4}&limit=20`);
-    const viaTwo = await viaApi2('GET', `/jobs/${ids[1]}/logs?after_seq=${last - 4}&limit=20`);
+    const viaOne = await stack.json('GET', `/jobs/${ids[1]}/logs?after_seq=${last - 5}&limit=20`);
+    const viaTwo = await viaApi2('GET', `/jobs/${ids[1]}/logs?after_seq=${last - 5}&limit=20`);
     expect(viaTwo).toEqual(viaOne);
     expect(viaTwo.body.logs.map((l: { line: string }) => l.line)).toEqual(['line 1997', 'line 1998', 'line 1999', 'line 2000', 'exited with code 0']);
 
@@ -171,6 +172,34 @@ describe('on a Redis Cluster (3 masters + 3 replicas): 2 APIs, 2 runners, 2 pers
     expect((await stack.waitTerminal(next, 30000)).job.status).toBe('completed');
     expectOneToN(next, await storedNumbers(stack, next), 50);
   }, 150000);
+
+  it("the janitor's orphan sweep finds stale streams on every master", async () => {
+    const orphans = ['0', '1', '2', '3', '4', '5', '6', '7', '8'].map((d) => `${d}0000000-0000-4000-8000-00000000000${d}`);
+    for (const id of orphans) await redis.xadd(keys().jobLog(id), '*', 'type', 'lines');
+    const masters = new Set(await Promise.all(orphans.map(async (id) => (await cluster.masterOf(keys().jobLog(id))).port)));
+    expect(masters.size).toBe(3);
+    await waitFor('every orphan stream to be removed', async () => {
+      const left = await Promise.all(orphans.map((id) => redis.exists(keys().jobLog(id))));
+      return left.every((n) => n === 0) ? true : undefined;
+    }, 20000, 200);
+  }, 30000);
+
+  it('a service refuses to start when one master of the cluster may evict keys, naming it', async () => {
+    const master = (await cluster.nodes()).find((n) => n.role === 'master')!;
+    const node = cluster.node(master.port);
+    try {
+      await node.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      const proc = stack.startService('persister', 'persister-on-evicting-cluster');
+      const code = await new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
+      expect(code).toBe(2);
+      expect(stack.logsOf('persister-on-evicting-cluster')).toContain(
+        `maxmemory-policy is "allkeys-lru" on cluster node 127.0.0.1:${master.port}; Flashpods requires "noeviction"`,
+      );
+    } finally {
+      await node.config('SET', 'maxmemory-policy', 'noeviction');
+      node.disconnect();
+    }
+  }, 30000);
 
   it('a runner killed with SIGKILL: its running job ends runner_lost through the janitor', async () => {
     const id = await submit(['sh', '-c', 'echo working; sleep 120']);
