@@ -128,6 +128,19 @@ describe('on a Redis Cluster (3 masters + 3 replicas): 2 APIs, 2 runners, 2 pers
     expect(slots.size).toBe(1);
   }, 150000);
 
+  it('Bull Board and /metrics read the queues on the cluster', async () => {
+    const basic = `Basic ${Buffer.from(`admin:${stack.token}`).toString('base64')}`;
+    const page = await waitFor('completed entries on Bull Board', async () => {
+      const res = await fetch(`${api2}/admin/queues/api/queues?activeQueue=jobs&status=completed`, { headers: { authorization: basic } });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { queues: { name: string; counts: Record<string, number> }[] };
+      return (body.queues.find((q) => q.name === 'jobs')?.counts.completed ?? 0) > 0 ? body : undefined;
+    }, 20000, 200);
+    expect(page.queues.map((q) => q.name)).toEqual(expect.arrayContaining(['jobs', 'janitor']));
+    const metrics = await (await fetch(`${stack.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/flashpods_queue_jobs\{state="completed"\} [1-9]/);
+  }, 30000);
+
   it('streams a running job over SSE from the second API, every line once, then `end`', async () => {
     const N = 600;
     const id = await submit(numberedJob(N, 100, '0.3'));
