@@ -1,7 +1,7 @@
 import { ConsoleLogger, LoggerService, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ConfigError, describeRedis, FlashpodsConfig, getConfig } from './flashpods.config';
-import { RedisClient } from './redis-client';
+import { isCluster, RedisClient } from './redis-client';
 import { assertNoEviction, createRedis } from './redis.factory';
 
 /** The process logger: JSON lines in production-like runs, Nest's coloured text locally. */
@@ -29,6 +29,9 @@ export async function preflight(service: string): Promise<FlashpodsConfig> {
   try {
     for (let attempt = 1; ; attempt++) {
       try {
+        // A cluster client queues commands until the whole cluster answers, retrying forever: wait
+        // for it a while instead, so an unreachable cluster is reported here too.
+        if (isCluster(redis)) await readyWithin(redis, 5000);
         await assertNoEviction(redis);
         break;
       } catch (err) {
@@ -45,6 +48,21 @@ export async function preflight(service: string): Promise<FlashpodsConfig> {
     redis.disconnect();
   }
   return config;
+}
+
+function readyWithin(redis: RedisClient, ms: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`no ready cluster within ${ms} ms`));
+    }, ms);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
 }
 
 /**
