@@ -430,13 +430,14 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     const message = `could not write the log (${cause}); lines after seq ${job.writer.current.lastSeq} were not stored`;
     job.writeFailed = message;
     this.log.error(`job ${job.jobId}: ${message}; failing and cancelling it`);
+    // Stats first: a reader that sees the job `failed` must see the log as it stands (read-your-writes).
+    await this.writeStats(job);
     await transitionJob(this.ds, job.jobId, JobStatus.Failed, { errorCode: JobErrorCode.LogWriteFailed, errorMessage: message });
     await this.redis
       .multi()
       .set(this.keys.jobCancel(job.jobId), '1', 'EX', 24 * 3600)
       .publish(this.keys.cancelChannel, job.jobId)
       .exec();
-    await this.writeStats(job);
   }
 
   /** Stats never go backwards: a stale owner's update (an older `log_last_seq`) changes nothing. */
