@@ -7,8 +7,7 @@ import type { Cluster, Redis } from 'ioredis';
  * bumps the job's fence and makes `fence:holder` the only token the stream accepts. Every append
  * is a Lua script that checks the token, appends and records progress in one step, so a writer
  * that was taken over (a runner declared lost, a zombie process) is refused, never merged.
- * All keys of a job share its `{id}` hash tag, so each script touches one Redis Cluster slot
- * (other multi-key commands in the services still span slots: cluster support is not done).
+ * All keys of a job share its `{id}` hash tag, so each script touches one Redis Cluster slot.
  */
 export class FencedError extends Error {
   constructor(readonly jobId: string) {
