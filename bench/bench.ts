@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { LocalRedisCluster } from '../test/support/redis-cluster';
 import { readEvents } from '../test/support/sse';
 import { Stack } from '../test/support/stack';
 import { FatalProbeError, TEST_IMAGE, waitFor } from '../test/support/test-env';
@@ -339,6 +340,74 @@ async function sweepCost(): Promise<void> {
   }
 }
 
+/**
+ * Scale-out: the same work with 1 vs 3 Redis shards (the single Redis against the local 3-master
+ * cluster) and 1 vs 3 runners, two persisters throughout, the process executor (so the one Docker
+ * engine is not what is measured). Two loads each: many short jobs (jobs/s), and a few jobs
+ * printing many lines (lines/s), both from submit to the last job terminal.
+ */
+async function scale(): Promise<void> {
+  const shortJobs = QUICK ? 60 : 150;
+  const bigJobs = 6;
+  const linesEach = QUICK ? 50_000 : 100_000;
+  const cluster = await LocalRedisCluster.ensure();
+  const results: Record<string, { jobsPerS: number; linesPerS: number }> = {};
+  const waitAll = async (stack: Stack, ids: string[]) => {
+    for (const id of ids) {
+      const job = await waitFor('job', async () => {
+        const { body } = await stack.json('GET', `/jobs/${id}`);
+        return ['completed', 'failed', 'timed_out', 'cancelled'].includes(body.status) ? body : undefined;
+      }, 600000, 20);
+      if (job.status !== 'completed') throw new Error(`scale: job ${id} ended ${job.status}`);
+    }
+  };
+  const submitMany = async (stack: Stack, n: number, command: string[]) => {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push((await stack.json('POST', '/jobs', { image: 'none', command })).body.id);
+    return ids;
+  };
+  try {
+    for (const shards of [1, 3]) {
+      for (const runners of [1, 3]) {
+        const env: Record<string, string> = { RUNNER_EXECUTOR: 'process', RUNNER_CONCURRENCY: '4', LOG_FORMAT: 'json' };
+        if (shards === 3) Object.assign(env, { REDIS_CLUSTER_NODES: cluster.nodesEnv, REDIS_URL: 'redis://127.0.0.1:1' });
+        const stack = await Stack.start(['api', 'persister'], env);
+        try {
+          stack.startService('persister', 'persister-2');
+          for (let r = 0; r < runners; r++) stack.startService('runner', `runner-${r}`);
+          await waitAll(stack, await submitMany(stack, 2 * runners, ['true'])); // warm-up: every runner up
+          const [jobsMs] = await time(async () => waitAll(stack, await submitMany(stack, shortJobs, ['echo', 'hi'])));
+          const [linesMs] = await time(async () => waitAll(stack, await submitMany(stack, bigJobs, ['seq', '1', String(linesEach)])));
+          results[`shards${shards}_runners${runners}`] = {
+            jobsPerS: shortJobs / (jobsMs / 1000),
+            linesPerS: (bigJobs * linesEach) / (linesMs / 1000),
+          };
+          console.error(`[bench] scale ${shards} shard(s), ${runners} runner(s): ${JSON.stringify(results[`shards${shards}_runners${runners}`])}`);
+        } finally {
+          await stack.stop();
+        }
+      }
+    }
+  } finally {
+    await cluster.stop();
+  }
+  raw.scale = { shortJobs, bigJobs, linesEach, ...results };
+  const r = (k: string) => results[k];
+  for (const [what, unit, key] of [
+    [`${shortJobs} \`echo hi\` jobs`, 'jobs/s', 'jobsPerS'],
+    [`${bigJobs} jobs × ${linesEach.toLocaleString('en')} lines`, 'lines/s', 'linesPerS'],
+  ] as const) {
+    rows.push({
+      measure: `scale: ${what} (process executor, 2 persisters, concurrency 4 per runner)`,
+      flashpods: ['shards3_runners1', 'shards1_runners3', 'shards3_runners3'].map((k) => `${k.replace('shards', '').replace('_runners', ' shard(s) × ')} runner(s): ${fmt(r(k)[key], key === 'jobsPerS' ? 1 : 0)} ${unit}`).join('; '),
+      baseline: `1 shard × 1 runner: ${fmt(r('shards1_runners1')[key], key === 'jobsPerS' ? 1 : 0)} ${unit}`,
+      ratio: `3 shards ${fmt(r('shards3_runners1')[key] / r('shards1_runners1')[key], 2)}; 3 runners ${fmt(r('shards1_runners3')[key] / r('shards1_runners1')[key], 2)}; both ${fmt(r('shards3_runners3')[key] / r('shards1_runners1')[key], 2)}`,
+      target: '',
+      met: '',
+    });
+  }
+}
+
 function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const docker = execFileSync('docker', ['version', '--format', '{{.Server.Version}}']).toString().trim();
@@ -362,6 +431,7 @@ async function main(): Promise<Row[]> {
     ['throughput', throughput],
     ['tail', tailCost],
     ['sweep', sweepCost],
+    ['scale', scale],
   ];
   for (const [name, step] of steps) {
     if (only && !only.includes(name)) continue;

@@ -1,10 +1,9 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, runJobOptions } from '@flashpods/config';
+import { CONFIG, delMany, FlashpodsConfig, getMany, REDIS, REDIS_KEYS, RedisClient, runJobOptions } from '@flashpods/config';
 import { ACTIVE_STATUSES, JobErrorCode, JobName, JobStatus, LogKeep, QueueName, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { endJobThroughStream, isFenced, StreamEndedError } from '@flashpods/job-stream';
 import { JobState, Queue } from 'bullmq';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { SweepResult } from './sweeps.service';
 
@@ -59,7 +58,7 @@ export class LivenessSweep {
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     @InjectQueue(QueueName.Jobs) private readonly queue: Queue,
     private readonly ds: DataSource,
@@ -133,9 +132,10 @@ export class LivenessSweep {
     const runners = [...new Set(rows.map((r) => r.runner_id).filter((r): r is string => r !== null))];
     const lost = new Map<string, number>();
     if (runners.length === 0) return lost;
-    const beats = await this.redis.mget(...runners.map((r) => this.keys.runnerAlive(r)));
+    // Each runner's keys are in a slot of their own on a cluster: read and clear them key by key there.
+    const beats = await getMany(this.redis, runners.map((r) => this.keys.runnerAlive(r)));
     const alive = runners.filter((_, i) => beats[i] !== null);
-    if (alive.length) await this.redis.del(...alive.map((r) => this.keys.runnerSuspect(r)));
+    await delMany(this.redis, alive.map((r) => this.keys.runnerSuspect(r)));
     const heartbeatWindowMs = this.config.runner.heartbeatSeconds * 3000;
     for (const runner of runners.filter((_, i) => beats[i] === null)) {
       // The record lapses soon after the suspicion period, so one left from an old, short absence

@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient, scanKeys } from '@flashpods/config';
 import { JobStatus, LogKeep, RedisKeys, TERMINAL_STATUSES } from '@flashpods/contracts';
 import { INDEX_RECORD_BYTES, indexFileName, logFileName, tailDirName } from '@flashpods/log-format';
-import Redis from 'ioredis';
 import { readdir, rm, stat, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
@@ -29,7 +28,7 @@ export class SweepsService {
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     private readonly ds: DataSource,
   ) {}
@@ -132,10 +131,8 @@ export class SweepsService {
 
   private async orphanStreams(): Promise<number> {
     let removed = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', this.keys.jobLogPattern, 'COUNT', 500);
-      cursor = next;
+    // Every server holding data: on a Redis Cluster, job streams are spread over the masters.
+    for await (const keys of scanKeys(this.redis, this.keys.jobLogPattern)) {
       const ids = keys.map((k) => this.keys.jobIdOfLogKey(k) ?? '').filter((id) => /^[0-9a-f-]{36}$/.test(id));
       if (ids.length === 0) continue;
       const known = await this.statusesOf(ids);
@@ -145,7 +142,7 @@ export class SweepsService {
         // A finished job's stream already has a TTL; only streams without one are orphans.
         if ((await this.redis.ttl(this.keys.jobLog(id))) === -1) removed += await this.redis.del(this.keys.jobLog(id));
       }
-    } while (cursor !== '0');
+    }
     return removed;
   }
 

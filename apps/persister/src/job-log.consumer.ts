@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { CONFIG, createRedis, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, createRedis, FlashpodsConfig, isCluster, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import {
   isTerminal,
   JobErrorCode,
@@ -12,7 +12,6 @@ import {
   StreamEntryType,
 } from '@flashpods/contracts';
 import { transitionJob } from '@flashpods/database';
-import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -52,6 +51,8 @@ const STATS_INTERVAL_MS = 250;
 const WRITE_RETRY_DELAYS_MS = [500, 1500];
 /** An owned job whose stream gave nothing for this long is checked in Postgres: ended there, it is finished. */
 const ENDED_IDLE_MS = 3000;
+/** On a Redis Cluster the tail reads do not block: the pause after a round that found nothing. */
+const CLUSTER_IDLE_PAUSE_MS = 20;
 
 /**
  * Persists job logs. Runners announce a job on the `active` stream; a persister that reads the
@@ -70,14 +71,14 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
   private readonly loops: Promise<void>[] = [];
   private readonly leases: PersisterLeases;
   private stopping = false;
-  private groupReader!: Redis;
-  private streamReader!: Redis;
+  private groupReader!: RedisClient;
+  private streamReader!: RedisClient;
   /** Round-robin position of the tail loop when it cannot read every stream at once. */
   private readFrom = 0;
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     private readonly ds: DataSource,
   ) {
@@ -295,11 +296,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
         await sleep(20);
         continue;
       }
-      const reply = (await this.streamReader.xreadBuffer(
-        'COUNT', plan.count, 'BLOCK', 100,
-        'STREAMS', ...plan.jobs.map((j) => this.keys.jobLog(j.jobId)), ...plan.jobs.map((j) => j.cursor),
-      )) as [Buffer, RawEntry[]][] | null;
-      const byKey = new Map((reply ?? []).map(([key, entries]) => [key.toString(), entries]));
+      const byKey = await this.readStreams(plan.jobs, plan.count);
       // Settled one by one: a failing job is logged and read again from its cursor next round, while
       // the others go on (a rejected Promise.all would restart this loop with applies still running).
       const results = await Promise.allSettled(
@@ -320,6 +317,34 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       for (const f of failed) this.log.error(`tail: ${(f.reason as Error).message}; reading that job again shortly`);
       if (failed.length) await sleep(1000);
     }
+  }
+
+  /**
+   * Up to `count` entries of each job's stream after its cursor, by stream key.
+   *
+   * On one server, one XREAD over every stream, blocking up to 100 ms for the first entry. On a
+   * Redis Cluster each job's stream is in a slot of its own (its `{jobId}` hash tag), and one XREAD
+   * must stay within a slot: one read per stream, sent together (ioredis writes them back to back
+   * on each node's connection), none blocking — a blocked read would hold up every read queued
+   * behind it on that node's connection. When none of them returned anything, a short pause
+   * stands in for the block.
+   */
+  private async readStreams(jobs: OwnedJob[], count: number): Promise<Map<string, RawEntry[]>> {
+    type Reply = [Buffer, RawEntry[]][] | null;
+    if (!isCluster(this.streamReader)) {
+      const reply = (await this.streamReader.xreadBuffer(
+        'COUNT', count, 'BLOCK', 100,
+        'STREAMS', ...jobs.map((j) => this.keys.jobLog(j.jobId)), ...jobs.map((j) => j.cursor),
+      )) as Reply;
+      return new Map((reply ?? []).map(([key, entries]) => [key.toString(), entries]));
+    }
+    const reader = this.streamReader;
+    const replies = (await Promise.all(
+      jobs.map((j) => reader.xreadBuffer('COUNT', count, 'STREAMS', this.keys.jobLog(j.jobId), j.cursor)),
+    )) as Reply[];
+    const byKey = new Map(replies.flatMap((r) => r ?? []).map(([key, entries]) => [key.toString(), entries] as const));
+    if (byKey.size === 0) await sleep(CLUSTER_IDLE_PAUSE_MS);
+    return byKey;
   }
 
   private async apply(job: OwnedJob, entries: RawEntry[]): Promise<void> {
@@ -412,13 +437,14 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     const message = `could not write the log (${cause}); lines after seq ${job.writer.current.lastSeq} were not stored`;
     job.writeFailed = message;
     this.log.error(`job ${job.jobId}: ${message}; failing and cancelling it`);
+    // Stats first: a reader that sees the job `failed` must see the log as it stands (read-your-writes).
+    await this.writeStats(job);
     await transitionJob(this.ds, job.jobId, JobStatus.Failed, { errorCode: JobErrorCode.LogWriteFailed, errorMessage: message });
     await this.redis
       .multi()
       .set(this.keys.jobCancel(job.jobId), '1', 'EX', 24 * 3600)
       .publish(this.keys.cancelChannel, job.jobId)
       .exec();
-    await this.writeStats(job);
   }
 
   /** Stats never go backwards: a stale owner's update (an older `log_last_seq`) changes nothing. */

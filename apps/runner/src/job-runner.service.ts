@@ -1,10 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import { JobErrorCode, JobStatus, LogKeep, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { JobEntity, transitionJob } from '@flashpods/database';
 import { isFenced, JobLogPublisher, parseProgress, ShipProgress, takeJobStream } from '@flashpods/job-stream';
 import { SecretMasker } from '@flashpods/log-format';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { EXECUTOR, ExecFailure, ExecIO, ExecResult, Executor, Orphan } from './executors/executor';
 import { LogCapture } from './log-capture';
@@ -31,7 +30,7 @@ export class JobRunnerService {
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     @Inject(EXECUTOR) private readonly executor: Executor,
     private readonly ds: DataSource,

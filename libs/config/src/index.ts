@@ -1,5 +1,6 @@
 export * from './flashpods.config';
 export * from './env.schema';
+export * from './redis-client';
 export * from './redis.factory';
 export * from './config.module';
 export * from './service-bootstrap';

@@ -1,7 +1,7 @@
 import { ConsoleLogger, LoggerService, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import Redis from 'ioredis';
-import { ConfigError, FlashpodsConfig, getConfig } from './flashpods.config';
+import { ConfigError, describeRedis, FlashpodsConfig, getConfig } from './flashpods.config';
+import { isCluster, RedisClient } from './redis-client';
 import { assertNoEviction, createRedis } from './redis.factory';
 
 /** The process logger: JSON lines in production-like runs, Nest's coloured text locally. */
@@ -25,15 +25,18 @@ export async function preflight(service: string): Promise<FlashpodsConfig> {
     throw err;
   }
   // One retry per command, so an unreachable Redis is reported here instead of waited on silently.
-  const redis: Redis = createRedis(config, `${service}-preflight`, { maxRetriesPerRequest: 1 });
+  const redis: RedisClient = createRedis(config, `${service}-preflight`, { maxRetriesPerRequest: 1 });
   try {
     for (let attempt = 1; ; attempt++) {
       try {
+        // A cluster client queues commands until the whole cluster answers, retrying forever: wait
+        // for it a while instead, so an unreachable cluster is reported here too.
+        if (isCluster(redis)) await readyWithin(redis, 5000);
         await assertNoEviction(redis);
         break;
       } catch (err) {
         if (!(err as Error).message.includes('maxmemory-policy')) {
-          console.error(`[${service}] Redis not reachable at ${new URL(config.redis.url).host} (${(err as Error).message}); retrying`);
+          console.error(`[${service}] Redis not reachable at ${describeRedis(config)} (${(err as Error).message}); retrying`);
           await new Promise((r) => setTimeout(r, 2000));
           continue;
         }
@@ -45,6 +48,21 @@ export async function preflight(service: string): Promise<FlashpodsConfig> {
     redis.disconnect();
   }
   return config;
+}
+
+function readyWithin(redis: RedisClient, ms: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`no ready cluster within ${ms} ms`));
+    }, ms);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
 }
 
 /**

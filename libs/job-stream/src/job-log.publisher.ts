@@ -1,6 +1,6 @@
 import { isTerminal, LogKeep, LogStream, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { FENCE_KEEP_SECONDS, fenced, FencedError, isFenced } from './stream-fence';
 
 export interface PublisherSettings {
@@ -102,7 +102,7 @@ export class JobLogPublisher {
   backpressureWaits = 0;
 
   constructor(
-    redis: Redis,
+    redis: Redis | Cluster,
     private readonly target: PublisherTarget,
     readonly settings: PublisherSettings,
     progress: ShipProgress = NO_PROGRESS,

@@ -1,8 +1,7 @@
 import { Controller, Get, HttpStatus, Inject, Logger, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import { REDIS } from '@flashpods/config';
+import { REDIS, RedisClient } from '@flashpods/config';
 import type { Response } from 'express';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { Public } from '../auth/auth.guard';
 
@@ -16,7 +15,7 @@ export class HealthController {
   private readonly log = new Logger(HealthController.name);
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly ds: DataSource,
   ) {}
 

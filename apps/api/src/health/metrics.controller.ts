@@ -2,8 +2,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Controller, Get, Header, Inject, OnModuleInit } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { QueueName, RedisKeys, SWEEP_JOB_NAMES } from '@flashpods/contracts';
-import { REDIS_KEYS, REDIS } from '@flashpods/config';
-import Redis from 'ioredis';
+import { REDIS_KEYS, REDIS, RedisClient } from '@flashpods/config';
 import { Queue } from 'bullmq';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
@@ -19,7 +18,7 @@ export class MetricsController implements OnModuleInit {
   constructor(
     @InjectQueue(QueueName.Jobs) private readonly queue: Queue,
     private readonly ds: DataSource,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
   ) {}
 

@@ -1,11 +1,10 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, runJobOptions } from '@flashpods/config';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, runJobOptions, RedisClient } from '@flashpods/config';
 import { isTerminal, JobName, JobPayloads, JobStatus, LogKeep, QueueName, RedisKeys } from '@flashpods/contracts';
 import { JobEntity, newJobEntity, transitionJob } from '@flashpods/database';
 import { indexFileName, logFileName, tailDirName } from '@flashpods/log-format';
 import { Queue } from 'bullmq';
-import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,7 +26,7 @@ export interface ListQuery {
 export class JobsService {
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     @InjectQueue(QueueName.Jobs) private readonly queue: Queue,
     private readonly ds: DataSource,

@@ -1,9 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, duplicateRedis, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import { isTerminal, JobStatus, LINES_FIELDS, RedisKeys, StreamEntryType } from '@flashpods/contracts';
 import { decodeLines, detectLevel, streamEntryFields } from '@flashpods/log-format';
 import type { Request, Response } from 'express';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { LogEntryView, logEntryView } from './log-entry.view';
 import { JobLogsService } from './job-logs.service';
@@ -20,7 +19,7 @@ const BLOCK_MS = 500;
 @Injectable()
 export class LogStreamService {
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     private readonly logs: JobLogsService,
     private readonly ds: DataSource,
@@ -48,7 +47,7 @@ export class LogStreamService {
     let closed = false;
     // Blocking reads on a connection of their own; it queues its first command until connected,
     // and waits longer than a block.
-    const reader = this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: BLOCK_MS + 5000 });
+    const reader = duplicateRedis(this.redis, { enableOfflineQueue: true, commandTimeout: BLOCK_MS + 5000 });
     req.on('close', () => {
       closed = true;
       reader.disconnect();
@@ -104,7 +103,7 @@ export class LogStreamService {
    * supply, unless `skipGap` says the file has none to give.
    */
   private async followStream(
-    reader: Redis,
+    reader: RedisClient,
     jobId: string,
     streamId: string,
     after: () => number,
