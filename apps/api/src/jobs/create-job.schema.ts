@@ -78,7 +78,9 @@ const jsonStringMap = (keyPattern: RegExp, valueSchema: JsonSchema, maxEntries: 
  * `createJobSchema` as the OpenAPI document publishes it (JSON Schema 2020-12, OpenAPI 3.1), with
  * this deployment's maximums. Two rules need the whole body and are stated in descriptions: a
  * secret may not share its name with an env entry, and `network: true` is refused unless the
- * deployment allows it.
+ * deployment allows it. No `default` keywords: generators such as openapi-typescript make a
+ * property with a default required, right for a response and wrong for a request; the defaults
+ * are in the descriptions.
  */
 export function createJobRequestSchema(config: FlashpodsConfig): JsonSchema {
   const j = config.jobs;
@@ -109,24 +111,22 @@ export function createJobRequestSchema(config: FlashpodsConfig): JsonSchema {
         type: 'integer',
         minimum: 1,
         maximum: j.timeoutMaxSeconds,
-        default: j.timeoutDefaultSeconds,
-        description: 'The job is killed and ends `timed_out` past this.',
+        description: `The job is killed and ends \`timed_out\` past this. Default ${j.timeoutDefaultSeconds}.`,
       },
       limits: {
         type: 'object',
         additionalProperties: false,
         description: 'Container limits; each defaults to the deployment default.',
         properties: {
-          memory_mb: { type: 'integer', minimum: MEMORY_MB_MIN, maximum: j.memoryMbMax, default: j.memoryMbDefault },
-          cpus: { type: 'number', exclusiveMinimum: 0, maximum: j.cpusMax, default: j.cpusDefault },
-          pids: { type: 'integer', minimum: 1, maximum: j.pidsMax, default: j.pidsDefault },
+          memory_mb: { type: 'integer', minimum: MEMORY_MB_MIN, maximum: j.memoryMbMax, description: `Default ${j.memoryMbDefault}.` },
+          cpus: { type: 'number', exclusiveMinimum: 0, maximum: j.cpusMax, description: `Default ${j.cpusDefault}.` },
+          pids: { type: 'integer', minimum: 1, maximum: j.pidsMax, description: `Default ${j.pidsDefault}.` },
         },
       },
       network: {
         type: 'boolean',
-        default: false,
         description: j.networkAllowed
-          ? 'Whether the container gets a network (otherwise `--network none`).'
+          ? 'Whether the container gets a network (default `false`: `--network none`).'
           : 'Whether the container gets a network; this deployment refuses `true` (`JOB_NETWORK_ALLOWED=false`).',
       },
     },
