@@ -63,7 +63,7 @@ export const listSchema = z
   })
   .strict();
 
-/** `listSchema` as the OpenAPI document publishes it (`jobs.controller.spec.ts` keeps them one). */
+/** `listSchema` as the OpenAPI document publishes it (`openapi/openapi.schemas.spec.ts` holds them to the same names and verdicts). */
 export const LIST_QUERY: readonly QueryParam[] = [
   { name: 'status', description: 'Only jobs in this status.', schema: { $ref: '#/components/schemas/JobStatus' } },
   { name: 'label', description: 'Only jobs with this label, as `key=value`.', schema: { type: 'string', pattern: LABEL_FILTER.source } },

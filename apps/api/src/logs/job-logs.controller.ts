@@ -87,7 +87,7 @@ const AFTER_SEQ: QueryParam = {
   schema: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 },
 };
 
-/** `logsQuerySchema` as the OpenAPI document publishes it (`job-logs.controller.spec.ts` keeps them one). */
+/** `logsQuerySchema` as the OpenAPI document publishes it (`openapi/openapi.schemas.spec.ts` holds them to the same names and verdicts). */
 export const LOGS_QUERY: readonly QueryParam[] = [
   AFTER_SEQ,
   { name: 'limit', description: 'Lines per answer at most.', schema: { type: 'integer', minimum: 1, maximum: LOGS_LIMIT_MAX, default: LOGS_LIMIT_DEFAULT } },
