@@ -1,12 +1,13 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import { createServiceLogger, preflight } from '@flashpods/config';
 import helmet from 'helmet';
 import { ApiModule } from './api.module';
 import { keepBullBoardOffline } from './admin/bull-board.offline';
 import { bodyErrors, jsonBody, jsonOnly } from './common/body-parser';
+import { buildOpenApiDocument } from './openapi/openapi.document';
 
 async function bootstrap(): Promise<void> {
   const config = await preflight('api');
@@ -39,15 +40,7 @@ async function bootstrap(): Promise<void> {
   app.use(jsonOnly);
   app.use(jsonBody(config.api.bodyLimitBytes));
   app.use(bodyErrors);
-  const doc = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Flashpods')
-      .setDescription('Run jobs in containers and keep every line of their logs.')
-      .addBearerAuth()
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, doc);
+  SwaggerModule.setup('docs', app, buildOpenApiDocument(app, config));
   app.enableShutdownHooks();
   // Longer than the usual 60 s idle timeout of proxies and clients, so a pooled connection is
   // never closed by us while a client is sending on it.

@@ -4,6 +4,7 @@ import { REDIS, RedisClient } from '@flashpods/config';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
 import { Public } from '../auth/auth.guard';
+import { ApiJson, ApiPublicOp } from '../openapi/api-docs.decorators';
 
 const withTimeout = <T>(p: Promise<T>, ms: number) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms))]);
@@ -20,11 +21,16 @@ export class HealthController {
   ) {}
 
   @Get('health')
+  @ApiPublicOp('getHealth', 'Liveness', 'The process answers; checks nothing else. No token needed.')
+  @ApiJson(200, 'Health', 'Alive.')
   health() {
     return { status: 'ok' };
   }
 
   @Get('ready')
+  @ApiPublicOp('getReady', 'Readiness', 'Whether Redis and Postgres answer. No token needed.')
+  @ApiJson(200, 'Ready', 'Both answer.')
+  @ApiJson(503, 'Ready', 'One of them does not.')
   async ready(@Res() res: Response): Promise<void> {
     const [redis, postgres] = await Promise.allSettled([
       withTimeout(this.redis.ping(), 1000),

@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { Public } from '../auth/auth.guard';
+import { ApiErrors, ApiMedia, ApiPublicOp } from '../openapi/api-docs.decorators';
 
 /** Prometheus metrics: process defaults, queue depth, jobs by status. No labels carry user data. */
 @ApiTags('health')
@@ -75,6 +76,9 @@ export class MetricsController implements OnModuleInit {
 
   @Get()
   @Header('Content-Type', 'text/plain; version=0.0.4')
+  @ApiPublicOp('getMetrics', 'Prometheus metrics', 'Text exposition format 0.0.4: process metrics, queue depth, jobs by status, janitor sweeps. No token needed.')
+  @ApiMedia(200, 'text/plain', { type: 'string' }, 'The metrics.')
+  @ApiErrors({ 503: ['service_unavailable'] })
   async metrics(): Promise<string> {
     return this.registry.metrics();
   }
