@@ -19,6 +19,15 @@ if ! command -v dockerd >/dev/null 2>&1 || [ ! -x /bin/busybox ]; then
   apt-get install -y -qq docker.io busybox-static >/dev/null
 fi
 
+# Compose, to check docker-compose.yml (test/e2e/compose-config.e2e-spec.ts): the v2 plugin if
+# the engine has it, otherwise Debian's docker-compose.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  log "installing docker-compose from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq docker-compose >/dev/null || log "docker-compose could not be installed: the compose check will be skipped"
+fi
+
 if ! docker version >/dev/null 2>&1; then
   log "starting dockerd"
   nohup dockerd >/tmp/flashpods-dockerd.log 2>&1 &
