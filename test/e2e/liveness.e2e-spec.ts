@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import Redis from 'ioredis';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { createDataSource } from '@flashpods/database';
 import { symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -121,6 +121,37 @@ describe('a runner that loses its workloads, or dies for good', () => {
     expect(done.status).toBe('completed');
     const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output: string };
     expect(out.output.match(/\] requeued\n/g)).toHaveLength(1);
+  }, 40000);
+
+  it('a pending job whose queue entry ran out of attempts (failed in BullMQ) is enqueued again and runs', async () => {
+    await stack.stopService('runner', 'SIGTERM');
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'second life'] })).body;
+    const connection = new Redis(stack.world.env.REDIS_URL, { maxRetriesPerRequest: null });
+    const prefix = `${stack.world.redisPrefix}:bull`;
+    const queue = new Queue('jobs', { connection, prefix });
+    try {
+      // What a Postgres outage longer than every retry leaves: the entry failed for good, the row pending.
+      expect(await queue.remove(job.id)).toBe(1);
+      await queue.add('run-job', { jobId: job.id }, { jobId: job.id, attempts: 1 });
+      const failing = new Worker('jobs', async () => {
+        throw new Error('postgres unreachable (simulated by this test worker)');
+      }, { connection: connection.duplicate(), prefix, autorun: true });
+      try {
+        await waitFor('the entry to fail for good', async () => ((await queue.getJobState(job.id)) === 'failed' ? true : undefined), 10000, 50);
+      } finally {
+        await failing.close();
+      }
+      expect((await stack.json('GET', `/jobs/${job.id}`)).body.status).toBe('pending');
+      await waitFor('the sweep to enqueue it again', async () => ((await queue.getJobState(job.id)) === 'waiting' ? true : undefined), 5000, 50);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+    stack.startService('runner');
+    const { job: done } = await stack.waitTerminal(job.id, 20000);
+    expect(done.status).toBe('completed');
+    const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output: string };
+    expect(out.output.match(/\] second life\n/g)).toHaveLength(1);
   }, 40000);
 
   it('a requeued job whose secret values are gone fails runner_error: it never runs without the secrets it was given', async () => {
