@@ -1,9 +1,11 @@
 import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import type { DefaultJobOptions, JobsOptions, QueueOptions } from 'bullmq';
 import Redis, { RedisOptions } from 'ioredis';
+import { LoggerModule } from 'nestjs-pino';
 import { redisKeys, RedisKeys } from '@flashpods/contracts';
 import { FlashpodsConfig, getConfig } from './flashpods.config';
 import { createRedis } from './redis.factory';
+import { loggerModuleParams } from './service-logger';
 
 export const CONFIG = Symbol('FLASHPODS_CONFIG');
 export const REDIS = Symbol('FLASHPODS_REDIS');
@@ -41,9 +43,10 @@ class RedisCloser implements OnApplicationShutdown {
   }
 }
 
-/** The validated config, the process's command connection to Redis, and its key names. */
+/** The validated config, the process's command connection to Redis, its key names, and its logger (pino). */
 @Global()
 @Module({
+  imports: [LoggerModule.forRootAsync({ useFactory: loggerModuleParams })],
   providers: [
     { provide: CONFIG, useFactory: () => getConfig() },
     { provide: REDIS, inject: [CONFIG], useFactory: (c: FlashpodsConfig) => createRedis(c, 'commands') },

@@ -3,3 +3,5 @@ export * from './env.schema';
 export * from './redis.factory';
 export * from './config.module';
 export * from './service-bootstrap';
+export * from './service-logger';
+export * from './metrics-endpoint';
