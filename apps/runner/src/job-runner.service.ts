@@ -8,6 +8,7 @@ import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { EXECUTOR, ExecFailure, ExecIO, ExecResult, Executor, Orphan } from './executors/executor';
 import { LogCapture } from './log-capture';
+import { runnerMetrics } from './runner.metrics';
 
 type KillReason = 'timeout' | 'cancel';
 
@@ -58,7 +59,7 @@ export class JobRunnerService {
     return new JobLogPublisher(
       this.redis,
       { keys: this.keys, jobId, token },
-      { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes },
+      { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes, observer: runnerMetrics.publisher },
       progress,
     );
   }
@@ -74,6 +75,7 @@ export class JobRunnerService {
       this.log.log(`job ${jobId} is ${job.status}, not pending; skipped`);
       return;
     }
+    runnerMetrics.claimed(job);
     let token: string;
     let secrets: Record<string, string>;
     try {
@@ -86,6 +88,7 @@ export class JobRunnerService {
       const message = `could not start: ${(err as Error).message}`;
       this.log.error(`job ${jobId}: ${message}`);
       await transitionJob(this.ds, jobId, JobStatus.Failed, { runnerId, exitCode: null, errorCode: JobErrorCode.RunnerError, errorMessage: message });
+      runnerMetrics.finished(job, { status: JobStatus.Failed, error: { code: JobErrorCode.RunnerError, message } });
       return;
     }
     const publisher = this.publisherFor(jobId, token);
@@ -121,6 +124,7 @@ export class JobRunnerService {
     // Secret values were dropped from Redis once the container started; it still has them.
     const masker = new SecretMasker(job.secretNames.map((n) => orphan.env[n]).filter((v) => v !== undefined));
     const publisher = this.publisherFor(job.id, token, progress);
+    runnerMetrics.resumed();
     await this.redis.xadd(this.keys.activeJobs, '*', 'job', job.id);
     await publisher.system(
       `runner ${this.config.runner.id} restarted: re-attached to container ${orphan.handle.slice(0, 12)} after line ${progress.seq}`,
@@ -235,6 +239,7 @@ export class JobRunnerService {
       }).catch((err: Error) => this.log.error(`job ${jobId}: recording its end failed too: ${err.message}`));
     }
     await this.redis.del(this.keys.jobSecrets(jobId), this.keys.jobCancel(jobId)).catch(() => undefined);
+    runnerMetrics.finished(job, outcome, lastError !== undefined);
     this.log.log(`job ${jobId} ${outcome.status}${outcome.exitCode != null ? ` (exit ${outcome.exitCode})` : ''}`);
   }
 
