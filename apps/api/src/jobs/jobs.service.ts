@@ -14,6 +14,7 @@ import { Caller } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { UUID } from '../common/uuid';
 import { CreateJobBody } from './create-job.schema';
+import { apiMetrics } from '../health/api.metrics';
 
 
 export interface ListQuery {
@@ -67,6 +68,7 @@ export class JobsService {
       await this.ds.query('DELETE FROM jobs WHERE id = $1 AND status = $2', [job.id, JobStatus.Pending]).catch(() => undefined);
       throw err;
     }
+    apiMetrics.submitted();
     return job;
   }
 

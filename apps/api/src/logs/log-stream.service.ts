@@ -7,6 +7,7 @@ import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { LogEntryView, logEntryView } from './log-entry.view';
 import { JobLogsService } from './job-logs.service';
+import { apiMetrics } from '../health/api.metrics';
 
 const BLOCK_MS = 500;
 
@@ -45,6 +46,7 @@ export class LogStreamService {
       'X-Accel-Buffering': 'no',
     });
     res.write('retry: 1000\n\n');
+    const closeMetric = apiMetrics.sseOpened();
     let closed = false;
     // Blocking reads on a connection of their own; it queues its first command until connected,
     // and waits longer than a block.
@@ -87,6 +89,7 @@ export class LogStreamService {
       if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ message: 'stream interrupted; reconnect' })}\n\n`);
     } finally {
       clearInterval(heartbeat);
+      closeMetric();
       reader.disconnect();
       res.end();
     }
