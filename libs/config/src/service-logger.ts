@@ -46,7 +46,8 @@ export function createServiceLogger(config: FlashpodsConfig, service: string): P
           sync: true,
           translateTime: 'SYS:HH:MM:ss.l',
           ignore: 'pid,hostname,service,context,runner_id,job_id,reqId',
-          messageFormat: '{service}{if context} {context}{end}: {msg}',
+          // No service name: `npm start` and compose prefix each line with it already.
+          messageFormat: '{if context}{context}: {end}{msg}',
           singleLine: true,
         });
   processLogger = pino(
