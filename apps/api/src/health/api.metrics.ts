@@ -2,6 +2,7 @@ import { createServiceRegistry } from '@flashpods/config';
 import type { NextFunction, Request, Response } from 'express';
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { isCatchAllRoute } from '../common/allowed-methods';
 
 /**
  * Every metric the API defines itself, in one place; request handling only calls the one-line
@@ -48,9 +49,10 @@ export const apiMetrics = {
   httpMiddleware(req: Request, res: Response, next: NextFunction): void {
     const started = performance.now();
     res.once('finish', () => {
-      // Set by Express on the request once a route matched (Nest's routes, Bull Board's router).
-      const pattern = (req.route as { path?: unknown } | undefined)?.path;
-      const route = typeof pattern === 'string' ? `${req.baseUrl}${pattern}` : 'unmatched';
+      // Set by Express on the request once a route matched (Nest's routes, Bull Board's router); a
+      // route for every method is the request logger's middleware, not a route of the API.
+      const matched = req.route as { path?: unknown; _methods(): string[] } | undefined;
+      const route = matched && typeof matched.path === 'string' && !isCatchAllRoute(matched) ? `${req.baseUrl}${matched.path}` : 'unmatched';
       const method = METHODS.has(req.method) ? req.method : 'other';
       requests.inc({ method, route, status: String(res.statusCode) });
       if (!String(res.getHeader('content-type') ?? '').startsWith('text/event-stream')) {
