@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import pino, { Logger as Pino } from 'pino';
+import pino, { DestinationStream, Logger as Pino } from 'pino';
 import pretty from 'pino-pretty';
 import type { Options as PinoHttpOptions } from 'pino-http';
 import type { Params } from 'nestjs-pino';
@@ -36,11 +36,12 @@ let processLogger: Pino | undefined;
  * did not pass one, so the existing `job <id> …` messages are searchable by field. Written
  * synchronously, so nothing is lost when a service exits and lines keep their order with stdout.
  */
-export function createServiceLogger(config: FlashpodsConfig, service: string): Pino {
+export function createServiceLogger(config: FlashpodsConfig, service: string, to?: DestinationStream): Pino {
   const base: Record<string, string> = { service };
   if (service === 'runner') base.runner_id = config.runner.id;
   const destination =
-    config.logFormat === 'json'
+    to ??
+    (config.logFormat === 'json'
       ? pino.destination({ dest: 1, sync: true })
       : pretty({
           sync: true,
@@ -49,7 +50,7 @@ export function createServiceLogger(config: FlashpodsConfig, service: string): P
           // No service name: `npm start` and compose prefix each line with it already.
           messageFormat: '{if context}{context}: {end}{msg}',
           singleLine: true,
-        });
+        }));
   processLogger = pino(
     {
       level: config.logLevel,
