@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { MIGRATIONS } from '@flashpods/database';
 import { promtoolCheck, sample, scrape, total } from '../support/metrics';
@@ -202,6 +206,28 @@ describe('four services started at once on an empty database; metrics; SSE heart
       expect([service, promtoolCheck(text)]).toEqual([service, { status: 0, output: '' }]);
       expect([service, sample(text, `process_resident_memory_bytes{service="${service}"}`) > 0]).toEqual([service, true]);
       expect([service, text.includes(`nodejs_eventloop_lag_seconds{service="${service}"}`)]).toEqual([service, true]);
+    }
+  });
+
+  it('the Grafana dashboard in docs/ parses (promtool check rules) and reads only metrics the services export', async () => {
+    const exported = new Set<string>();
+    for (const text of [await scrape(`${stack.baseUrl}/metrics`), ...(await Promise.all(WORKERS.map((w) => metricsOf(w))))]) {
+      for (const m of text.matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{| )/gm)) exported.add(m[1]);
+    }
+    const dashboard = JSON.parse(readFileSync(join(__dirname, '../../docs/grafana-dashboard.json'), 'utf8'));
+    const exprs: string[] = dashboard.panels.flatMap((p: { targets?: { expr: string }[] }) => (p.targets ?? []).map((t) => t.expr));
+    expect(exprs.length).toBeGreaterThan(20);
+    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:flashpods|process|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1])));
+    expect([...used].filter((name) => !exported.has(name))).toEqual([]);
+    // Every query as a recording rule, which promtool parses as PromQL.
+    const dir = mkdtempSync(join(tmpdir(), 'fp-dashboard-'));
+    try {
+      const rules = exprs.map((e, i) => `      - record: dashboard:query_${i}\n        expr: ${JSON.stringify(e.replaceAll('$__rate_interval', '5m'))}`);
+      writeFileSync(join(dir, 'rules.yml'), `groups:\n  - name: dashboard\n    rules:\n${rules.join('\n')}\n`);
+      const check = spawnSync('promtool', ['check', 'rules', join(dir, 'rules.yml')], { encoding: 'utf8' });
+      expect([check.status, check.stderr]).toEqual([0, '']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

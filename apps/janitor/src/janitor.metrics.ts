@@ -1,5 +1,5 @@
 import { createServiceRegistry } from '@flashpods/config';
-import { SWEEP_JOB_NAMES, StatusEvent } from '@flashpods/contracts';
+import { JobErrorCode, JobStatus, SWEEP_JOB_NAMES, StatusEvent } from '@flashpods/contracts';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { SweepOutcome } from './sweep.processor';
 
@@ -52,13 +52,16 @@ const jobsRequeued = new Counter({
   registers,
 });
 
-// Every sweep exported from the start, so a rate() has a first point before the first deletion.
+// Series exported at 0 from the start, so a rate() has a first point before the first event.
 for (const sweep of SWEEP_JOB_NAMES) {
   for (const result of ['done', 'skipped', 'failed']) sweeps.inc({ sweep, result }, 0);
   deletedJobs.inc({ sweep }, 0);
   deletedFiles.inc({ sweep }, 0);
   deletedBytes.inc({ sweep }, 0);
 }
+// The two ways the liveness sweep ends a job.
+jobsEnded.inc({ status: JobStatus.TimedOut, error_code: 'none' }, 0);
+jobsEnded.inc({ status: JobStatus.Failed, error_code: JobErrorCode.RunnerLost }, 0);
 
 export const janitorMetrics = {
   /** What a sweep run returned (the processor's result). */

@@ -94,6 +94,20 @@ new Gauge({
 });
 export const concurrency = new Gauge({ name: 'flashpods_runner_concurrency', help: 'RUNNER_CONCURRENCY: jobs this runner runs at once', registers });
 
+// The usual outcomes exported at 0 from the start, so a rate() has a first point before the first one.
+for (const [status, errorCode] of [
+  [JobStatus.Completed, 'none'],
+  [JobStatus.Failed, JobErrorCode.NonzeroExit],
+  [JobStatus.TimedOut, 'none'],
+  [JobStatus.Cancelled, 'none'],
+]) {
+  jobsFinished.inc({ status, error_code: errorCode }, 0);
+}
+for (const stream of ['stdout', 'stderr']) {
+  capturedLines.inc({ stream }, 0);
+  capturedBytes.inc({ stream }, 0);
+}
+
 /** When this process claimed a job, by the entity it runs (a WeakMap: nothing to forget). */
 const claimedAt = new WeakMap<JobEntity, number>();
 
