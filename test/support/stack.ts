@@ -49,15 +49,17 @@ export class Stack {
     readonly baseUrl: string,
   ) {}
 
+  /** `perService`: extra environment of one service (e.g. its own METRICS_PORT). */
   static async start(
     services: ServiceName[] = ['api', 'runner', 'persister'],
     env: Record<string, string> = {},
+    perService: Partial<Record<ServiceName, Record<string, string>>> = {},
   ): Promise<Stack> {
     const port = await freePort();
     // Tests poll hard; only a test about rate limiting sets a limit it can reach.
     const world = await createTestWorld({ API_PORT: String(port), API_HOST: '127.0.0.1', API_RATE_LIMIT_PER_MINUTE: '100000000', ...env });
     const stack = new Stack(world, `http://127.0.0.1:${port}`);
-    for (const s of services) stack.startService(s);
+    for (const s of services) stack.startService(s, s, perService[s]);
     try {
       await stack.waitReady();
       stack.contract = await OpenApiContract.fetch(stack.baseUrl);

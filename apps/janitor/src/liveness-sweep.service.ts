@@ -5,6 +5,7 @@ import { ACTIVE_STATUSES, JobErrorCode, JobName, JobStatus, LogKeep, QueueName, 
 import { endJobThroughStream, isFenced, StreamEndedError } from '@flashpods/job-stream';
 import { JobState, Queue } from 'bullmq';
 import { DataSource } from 'typeorm';
+import { janitorMetrics } from './janitor.metrics';
 import { SweepResult } from './sweeps.service';
 
 /** Queue states in which a run-job entry will still be fetched by a runner. */
@@ -93,6 +94,7 @@ export class LivenessSweep {
       if (state !== 'unknown') await this.queue.remove(id);
       await this.queue.add(JobName.RunJob, { jobId: id }, runJobOptions(id));
       this.log.warn(`job ${id} was pending with its queue entry ${state === 'unknown' ? 'gone' : state}: enqueued again`);
+      janitorMetrics.requeued();
       requeued++;
     }
     return requeued;
@@ -167,6 +169,7 @@ export class LivenessSweep {
       this.log.error(`job ${jobId}: could not end it: ${(err as Error).message}; trying again next sweep`);
       return 0;
     }
+    janitorMetrics.ended(event);
     // A runner that is alive after all (stalled, cut off) is fenced; this makes it stop its container too.
     await this.redis.multi().set(this.keys.jobCancel(jobId), '1', 'EX', 24 * 3600).publish(this.keys.cancelChannel, jobId).exec();
     return 1;

@@ -85,7 +85,7 @@ export class SweepProcessor extends WorkerHost {
     }
   }
 
-  /** Totals and the last run of each sweep, in Redis, for the API's /metrics. */
+  /** Totals and the last run of each sweep, in Redis: a record shared by every janitor (metrics are per janitor, janitor.metrics.ts). */
   private async record(o: SweepResult & { sweep: SweepJobName; ms: number }): Promise<void> {
     const key = this.keys.janitorStats(o.sweep);
     await this.redis

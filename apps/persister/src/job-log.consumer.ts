@@ -21,6 +21,7 @@ import { streamEntryFields } from '@flashpods/log-format';
 import { EncodedChunk, LogFileWriter } from './log-file.writer';
 import { Lease, PersisterLeases } from './persister-lease';
 import { planRead } from './read-budget';
+import { persisterMetrics } from './persister.metrics';
 
 interface OwnedJob {
   jobId: string;
@@ -250,6 +251,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       gone: false,
     };
     this.owned.set(jobId, job);
+    persisterMetrics.taken();
     this.log.log(`took job ${jobId} with fence ${got.lease.fence} (resuming after seq ${job.writer.current.lastSeq})`);
   }
 
@@ -271,6 +273,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     if (job.gone) return;
     job.gone = true;
     if (this.owned.get(job.jobId) === job) this.owned.delete(job.jobId);
+    persisterMetrics.dropped();
     this.log.warn(`dropped job ${job.jobId} (fence ${job.lease.fence}): ${why}; writing nothing more`);
     if (!job.busy) await job.writer.close();
     await this.leases.release(job.lease).catch(() => undefined);
@@ -412,7 +415,9 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     for (let attempt = 0; ; attempt++) {
       if (!(await this.checkLease(job))) return false;
       try {
+        const before = { ...job.writer.current };
         await job.writer.appendChunks(chunks);
+        persisterMetrics.written(chunks.length, before, job.writer.current);
         job.statsDirty = true;
         return true;
       } catch (err) {
@@ -421,6 +426,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
           await this.failWrites(job, err as Error);
           return true;
         }
+        persisterMetrics.writeRetried();
         this.log.warn(`job ${job.jobId}: log write failed (${(err as Error).message}); retrying`);
         await sleep(WRITE_RETRY_DELAYS_MS[attempt]);
       }

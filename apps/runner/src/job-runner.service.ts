@@ -7,6 +7,7 @@ import { SecretMasker } from '@flashpods/log-format';
 import { DataSource } from 'typeorm';
 import { EXECUTOR, ExecFailure, ExecIO, ExecResult, Executor, Orphan } from './executors/executor';
 import { LogCapture } from './log-capture';
+import { runnerMetrics } from './runner.metrics';
 
 type KillReason = 'timeout' | 'cancel';
 
@@ -57,7 +58,7 @@ export class JobRunnerService {
     return new JobLogPublisher(
       this.redis,
       { keys: this.keys, jobId, token },
-      { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes, logKeep },
+      { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes, logKeep, observer: runnerMetrics.publisher },
       progress,
     );
   }
@@ -73,6 +74,7 @@ export class JobRunnerService {
       this.log.log(`job ${jobId} is ${job.status}, not pending; skipped`);
       return;
     }
+    runnerMetrics.claimed(job);
     let token: string;
     let secrets: Record<string, string>;
     try {
@@ -85,6 +87,7 @@ export class JobRunnerService {
       const message = `could not start: ${(err as Error).message}`;
       this.log.error(`job ${jobId}: ${message}`);
       await transitionJob(this.ds, jobId, JobStatus.Failed, { runnerId, exitCode: null, errorCode: JobErrorCode.RunnerError, errorMessage: message });
+      runnerMetrics.finished(job, { status: JobStatus.Failed, error: { code: JobErrorCode.RunnerError, message } });
       return;
     }
     const publisher = this.publisherFor(jobId, token, job.logKeep);
@@ -129,6 +132,7 @@ export class JobRunnerService {
     // Secret values were dropped from Redis once the container started; it still has them.
     const masker = new SecretMasker(job.secretNames.map((n) => orphan.env[n]).filter((v) => v !== undefined));
     const publisher = this.publisherFor(job.id, token, job.logKeep, progress);
+    runnerMetrics.resumed();
     try {
       await this.redis.xadd(this.keys.activeJobs, '*', 'job', job.id);
       await publisher.system(
@@ -256,6 +260,7 @@ export class JobRunnerService {
       }).catch((err: Error) => this.log.error(`job ${jobId}: recording its end failed too: ${err.message}`));
     }
     await this.redis.del(this.keys.jobSecrets(jobId), this.keys.jobCancel(jobId)).catch(() => undefined);
+    runnerMetrics.finished(job, outcome, lastError !== undefined);
     this.log.log(`job ${jobId} ${outcome.status}${outcome.exitCode != null ? ` (exit ${outcome.exitCode})` : ''}`);
   }
 

@@ -1,10 +1,12 @@
 import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import type { DefaultJobOptions, JobsOptions, QueueOptions } from 'bullmq';
 import { RedisOptions } from 'ioredis';
+import { LoggerModule } from 'nestjs-pino';
 import { redisKeys, RedisKeys } from '@flashpods/contracts';
 import { FlashpodsConfig, getConfig } from './flashpods.config';
 import { RedisClient } from './redis-client';
 import { createRedis } from './redis.factory';
+import { loggerModuleParams } from './service-logger';
 
 export const CONFIG = Symbol('FLASHPODS_CONFIG');
 export const REDIS = Symbol('FLASHPODS_REDIS');
@@ -47,9 +49,10 @@ class RedisCloser implements OnApplicationShutdown {
   }
 }
 
-/** The validated config, the process's command connection to Redis, and its key names. */
+/** The validated config, the process's command connection to Redis, its key names, and its logger (pino). */
 @Global()
 @Module({
+  imports: [LoggerModule.forRootAsync({ useFactory: loggerModuleParams })],
   providers: [
     { provide: CONFIG, useFactory: () => getConfig() },
     { provide: REDIS, inject: [CONFIG], useFactory: (c: FlashpodsConfig) => createRedis(c, 'commands') },

@@ -67,3 +67,18 @@ describe('Redis Cluster configuration', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
 });
+
+describe('METRICS_PORT, METRICS_REFRESH_SECONDS and LOG_LEVEL', () => {
+  it('default to no metrics endpoint, a 15 s refresh and info', () => {
+    const c = loadConfig({});
+    expect([c.metrics, c.logLevel]).toEqual([{ port: 0, host: '0.0.0.0', refreshSeconds: 15 }, 'info']);
+  });
+
+  it('refuse what is not a port, a refresh under 1 s, or an unknown level, naming the variable', () => {
+    expect(() => loadConfig({ METRICS_PORT: '70000' })).toThrow(/METRICS_PORT/);
+    expect(() => loadConfig({ METRICS_PORT: 'nine' })).toThrow(/METRICS_PORT/);
+    expect(() => loadConfig({ METRICS_REFRESH_SECONDS: '0' })).toThrow(/METRICS_REFRESH_SECONDS/);
+    expect(() => loadConfig({ LOG_LEVEL: 'verbose' })).toThrow(/LOG_LEVEL/);
+    expect(loadConfig({ METRICS_PORT: '9464', LOG_LEVEL: 'debug' })).toMatchObject({ metrics: { port: 9464 }, logLevel: 'debug' });
+  });
+});

@@ -124,6 +124,12 @@ export const envSchema = z.object({
   STREAM_MAX_UNPERSISTED_ENTRIES: int(512, 8),
   PERSISTER_CLAIM_IDLE_MS: int(15000, 1000),
   LOG_FORMAT: z.enum(['json', 'text']).default('text'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Runner, persister, janitor: where /metrics is served; 0 (the default) serves none. The API serves it on API_PORT. */
+  METRICS_PORT: int(0, 0, 65535),
+  METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  /** How often gauges that need a Postgres query are refreshed (never on a scrape). */
+  METRICS_REFRESH_SECONDS: int(15, 1),
 });
 
 export type Env = z.infer<typeof envSchema>;

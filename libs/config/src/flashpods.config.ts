@@ -63,6 +63,14 @@ export interface FlashpodsConfig {
     sseHeartbeatMs: number;
   };
   logFormat: 'json' | 'text';
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  metrics: {
+    /** 0: no metrics endpoint (the API serves /metrics on its own port whatever this says). */
+    port: number;
+    host: string;
+    /** Gauges that need Postgres are refreshed this often, never per scrape. */
+    refreshSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -135,6 +143,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
       sseHeartbeatMs: e.API_SSE_HEARTBEAT_MS,
     },
     logFormat: e.LOG_FORMAT,
+    logLevel: e.LOG_LEVEL,
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST, refreshSeconds: e.METRICS_REFRESH_SECONDS },
   });
 }
 

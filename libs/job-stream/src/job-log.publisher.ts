@@ -1,6 +1,7 @@
 import { isTerminal, LogKeep, LogStream, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
 import type { Cluster, Redis } from 'ioredis';
+import { performance } from 'node:perf_hooks';
 import { FENCE_KEEP_SECONDS, fenced, FencedError, isFenced } from './stream-fence';
 
 export interface PublisherSettings {
@@ -15,6 +16,18 @@ export interface PublisherSettings {
   chunkMaxDelayMs: number;
   /** Entries the persister has not yet trimmed; above this the publisher waits (backpressure). */
   maxUnpersistedEntries: number;
+  /** Told what the publisher does, for metrics (the runner's); carried over to a successor publisher. */
+  observer?: PublisherObserver;
+}
+
+/** What a publisher reports as it goes. Calls are synchronous and must not throw. */
+export interface PublisherObserver {
+  /** A chunk Redis acknowledged: its lines (system lines and the marker included) and encoded bytes. */
+  chunkShipped(lines: number, bytes: number): void;
+  /** A full chunk found the chunk before it still on its way: the caller had to stop reading. */
+  backpressureWait(): void;
+  /** The stream held more than `maxUnpersistedEntries` (the persister is behind): waited this long. */
+  streamFullWait(seconds: number): void;
 }
 
 /**
@@ -214,6 +227,7 @@ export class JobLogPublisher {
     }
     const previous = this.lastShip;
     if (this.shipsPending > 0) this.backpressureWaits++;
+    if (this.shipsPending > 0) this.settings.observer?.backpressureWait();
     this.shipsPending++;
     this.lastShip = this.enqueue(() => this.ship(full))
       .catch(() => undefined)
@@ -282,12 +296,15 @@ export class JobLogPublisher {
       throw isFenced(err) ? new FencedError(jobId) : err;
     }
     this.acked = { ...p };
+    this.settings.observer?.chunkShipped(chunk.count, chunk.data.length);
     // The reply is in: the command, and the chunk's bytes with it, are written and done with.
     if (chunk.backing.length === this.settings.chunkMaxBytes && this.pool.length < POOL_SIZE) this.pool.push(chunk.backing);
     // Backpressure: wait while the persister is behind. The container's pipe fills meanwhile.
+    const full = length > this.settings.maxUnpersistedEntries ? performance.now() : undefined;
     for (let delay = 5; length > this.settings.maxUnpersistedEntries; delay = Math.min(delay * 2, 100)) {
       await new Promise((r) => setTimeout(r, delay));
       length = await this.redis.xlen(keys.jobLog(jobId));
     }
+    if (full !== undefined) this.settings.observer?.streamFullWait((performance.now() - full) / 1000);
   }
 }

@@ -13,6 +13,7 @@ import { Caller } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { UUID } from '../common/uuid';
 import { CreateJobBody } from './create-job.schema';
+import { apiMetrics } from '../health/api.metrics';
 
 
 export interface ListQuery {
@@ -74,6 +75,7 @@ export class JobsService {
       if (hasSecrets) await this.redis.del(secretsKey).catch(() => undefined);
       throw err;
     }
+    apiMetrics.submitted();
     return job;
   }
 

@@ -6,6 +6,7 @@ import type { Request, Response } from 'express';
 import { DataSource } from 'typeorm';
 import { LogEntryView, logEntryView } from './log-entry.view';
 import { JobLogsService } from './job-logs.service';
+import { apiMetrics } from '../health/api.metrics';
 
 const BLOCK_MS = 500;
 
@@ -44,6 +45,7 @@ export class LogStreamService {
       'X-Accel-Buffering': 'no',
     });
     res.write('retry: 1000\n\n');
+    const closeMetric = apiMetrics.sseOpened();
     let closed = false;
     // Blocking reads on a connection of their own; it queues its first command until connected,
     // and waits longer than a block.
@@ -92,6 +94,7 @@ export class LogStreamService {
       if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ message: 'stream interrupted; reconnect' })}\n\n`);
     } finally {
       clearInterval(heartbeat);
+      closeMetric();
       reader.disconnect();
       res.end();
     }
