@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers and the busybox test image exists.
-# Recipe from shared/ENVIRONMENT.md: Debian's docker.io, dockerd in the background,
+# Recipe: Debian's docker.io, dockerd in the background,
 # and an image imported from the static busybox binary (no registry is reachable).
 set -euo pipefail
 
