@@ -416,9 +416,14 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       if (!(await this.checkLease(job))) return false;
       try {
         const before = { ...job.writer.current };
-        await job.writer.appendChunks(chunks);
-        persisterMetrics.written(chunks.length, before, job.writer.current);
+        const records = await job.writer.appendChunks(chunks);
         job.statsDirty = true;
+        // Counting must never fail a write that succeeded.
+        try {
+          persisterMetrics.written(chunks.length, records, before, job.writer.current);
+        } catch (err) {
+          this.log.warn(`job ${job.jobId}: metrics: ${(err as Error).message}`);
+        }
         return true;
       } catch (err) {
         const retryable = typeof (err as NodeJS.ErrnoException).code === 'string';

@@ -79,10 +79,14 @@ new Gauge({
 
 export const persisterMetrics = {
   /** A write to the log file succeeded: `before` and `after` are the writer's state around it. */
-  written(chunks: number, before: Readonly<LogFileState>, after: Readonly<LogFileState>): void {
+  /**
+   * `records`: lines the write stored. Bytes from the state's growth, which only a head_tail log's
+   * tail rotation (old segments deleted) can shrink: such a write counts no bytes rather than fail.
+   */
+  written(chunks: number, records: number, before: Readonly<LogFileState>, after: Readonly<LogFileState>): void {
     writtenChunks.inc(chunks);
-    writtenLines.inc(after.lines - before.lines);
-    writtenBytes.inc(after.bytes - before.bytes);
+    writtenLines.inc(records);
+    writtenBytes.inc(Math.max(0, after.bytes - before.bytes));
   },
   writeRetried: () => writeRetries.inc(),
   taken: () => jobsTaken.inc(),
