@@ -167,7 +167,10 @@ describe('reliability: kill anything, lose nothing', () => {
     const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo working; sleep 60'], labels: { probe: 'lost' } })).body;
     await waitStatus(stack, job.id, 'running');
     const holder = (await stack.json('GET', `/jobs/${job.id}`)).body.runner_id as string;
-    const holderName = holder.startsWith('runner-b') ? 'runner-b' : 'runner';
+    // Exactly, not by prefix: runner ids end with the world's random hex id, so `runner-<id>`
+    // starts with `runner-b` whenever that id starts with a b (1 run in 16 killed the wrong runner).
+    const holderName = holder === `runner-b-${stack.world.id}` ? 'runner-b' : 'runner';
+    expect([`runner-b-${stack.world.id}`, `runner-${stack.world.id}`]).toContain(holder);
     const killedAt = Date.now();
     await stack.stopService(holderName, 'SIGKILL');
     if (holderName === 'runner-b') stack.startService('runner', 'runner-c'); // a survivor on another id
