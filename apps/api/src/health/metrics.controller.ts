@@ -5,9 +5,10 @@ import { QueueName, RedisKeys, SWEEP_JOB_NAMES } from '@flashpods/contracts';
 import { REDIS_KEYS, REDIS } from '@flashpods/config';
 import Redis from 'ioredis';
 import { Queue } from 'bullmq';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { Public } from '../auth/auth.guard';
+import { LogStreamService } from '../logs/log-stream.service';
 
 /** Prometheus metrics: process defaults, queue depth, jobs by status. No labels carry user data. */
 @ApiTags('health')
@@ -21,11 +22,47 @@ export class MetricsController implements OnModuleInit {
     private readonly ds: DataSource,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
+    private readonly live: LogStreamService,
   ) {}
 
   onModuleInit(): void {
     collectDefaultMetrics({ register: this.registry, prefix: 'flashpods_api_' });
     this.sweepMetrics();
+    const live = this.live;
+    new Gauge({
+      name: 'flashpods_api_sse_clients',
+      help: 'Open live-log (SSE) clients of this API instance',
+      registers: [this.registry],
+      collect() {
+        this.set(live.stats.clients);
+      },
+    });
+    new Gauge({
+      name: 'flashpods_api_sse_feeds',
+      help: 'Jobs this API instance reads from Redis for its live-log clients (one reader each, whatever the number of clients)',
+      registers: [this.registry],
+      collect() {
+        this.set(live.stats.feeds);
+      },
+    });
+    new Counter({
+      name: 'flashpods_api_sse_slow_clients_total',
+      help: 'Live-log clients that fell more than API_SSE_CLIENT_BUFFER_BYTES behind and were fed from memory or the file at their own pace',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(live.counters.overflows);
+      },
+    });
+    new Counter({
+      name: 'flashpods_api_sse_closed_total',
+      help: 'Live-log clients closed with a reason (an error event) instead of end',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(live.counters.failed);
+      },
+    });
     const queue = this.queue;
     const ds = this.ds;
     new Gauge({

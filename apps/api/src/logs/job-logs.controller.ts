@@ -31,13 +31,24 @@ export function assertLogsReadable(job: JobEntity): void {
 
 const seqParam = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
+export const LOGS_LIMIT_MAX = 1000;
+export const MATCHES_LIMIT_DEFAULT = 10000;
+export const MATCHES_LIMIT_MAX = 100000;
+
 const logsQuerySchema = z
   .object({
     after_seq: seqParam.default(0),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    limit: z.coerce.number().int().min(1).max(LOGS_LIMIT_MAX).default(100),
     stream: z
       .string()
-      .transform((s, ctx) => parseLogStream(s) ?? (ctx.addIssue({ code: 'custom', message: 'must be stdout, stderr or system' }), z.NEVER))
+      .transform((s, ctx) => {
+        const streams = s.split(',').map((name) => parseLogStream(name.trim()));
+        if (streams.some((l) => l === undefined)) {
+          ctx.addIssue({ code: 'custom', message: 'must be stdout, stderr or system (comma-separated)' });
+          return z.NEVER;
+        }
+        return streams as NonNullable<(typeof streams)[number]>[];
+      })
       .optional(),
     level: z
       .string()
@@ -63,6 +74,12 @@ const logsQuerySchema = z
       .optional(),
     q: z.string().min(1).max(1000).optional(),
   })
+  .strict();
+
+/** The same filters, over the whole log: how many lines match, and which (the first `limit`). */
+const matchesQuerySchema = logsQuerySchema
+  .omit({ limit: true })
+  .extend({ limit: z.coerce.number().int().min(1).max(MATCHES_LIMIT_MAX).default(MATCHES_LIMIT_DEFAULT) })
   .strict();
 
 function parseTail(raw: unknown): number {
@@ -118,6 +135,22 @@ export class JobLogsController {
     const q: LogQuery = { afterSeq: p.after_seq, limit: p.limit, stream: p.stream, level: p.level, since: p.since, q: p.q };
     const { logs, nextAfterSeq } = await this.logs.query(job.id, q);
     return { logs, next_after_seq: nextAfterSeq, job: jobView(job) };
+  }
+
+  /**
+   * The seqs of every stored line after `after_seq` that passes the filters (`q`, `stream`,
+   * `level`, `since`), the first `limit` of them, and how many there are: a viewer's "n of m"
+   * and its jumps between matches, over the whole log rather than a page of it.
+   */
+  @Get('logs/matches')
+  async matches(@Param('id') id: string, @Query() query: Record<string, unknown>, @Req() req: AuthedRequest) {
+    const job = await this.jobs.get(id, req.caller);
+    const parsed = matchesQuerySchema.safeParse(query);
+    if (!parsed.success) throw ApiError.invalid(describeZodError(parsed.error));
+    assertLogsReadable(job);
+    const p = parsed.data;
+    const m = await this.logs.matches(job.id, { stream: p.stream, level: p.level, since: p.since, q: p.q }, p.after_seq, p.limit);
+    return { total: m.total, seqs: m.seqs, last_seq: m.lastSeq };
   }
 
   /**
