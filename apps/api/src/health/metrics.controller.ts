@@ -45,9 +45,17 @@ export class MetricsController implements OnModuleInit {
         this.set(live.stats.feeds);
       },
     });
+    new Gauge({
+      name: 'flashpods_api_sse_buffered_bytes',
+      help: 'Bytes written to live-log clients that their sockets have not taken yet (bounded per client by API_SSE_CLIENT_BUFFER_BYTES plus one batch)',
+      registers: [this.registry],
+      collect() {
+        this.set(live.stats.bufferedBytes);
+      },
+    });
     new Counter({
       name: 'flashpods_api_sse_slow_clients_total',
-      help: 'Live-log clients that fell more than API_SSE_CLIENT_BUFFER_BYTES behind and were fed from memory or the file at their own pace',
+      help: 'Live-log clients that fell behind (more than API_SSE_CLIENT_BUFFER_BYTES unsent, or lines trimmed before they were read) and were fed from memory or the file at their own pace',
       registers: [this.registry],
       collect() {
         this.reset();

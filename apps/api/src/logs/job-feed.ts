@@ -29,7 +29,10 @@ export interface FeedLimits {
 
 /** What the clients of every feed have done, for metrics and tests. */
 export interface FeedCounters {
-  /** Clients that had more than their buffer unsent and were fed at their own pace instead. */
+  /**
+   * Live clients that fell behind (more than their buffer unsent, or lines trimmed from the stream
+   * before this feed read them) and were fed from memory or the file at their own pace instead.
+   */
   overflows: number;
   /** Clients closed with a reason (`error` event) rather than `end`. */
   failed: number;
@@ -127,7 +130,7 @@ export class JobFeed {
       if (!c.live || c.after >= this.lastSeq) continue;
       if (c.after === from) c.sendLive(batch, this.lastSeq);
       else if (c.after + 1 >= this.ringStart) c.sendLive(this.ringAfter(c.after, Infinity).map((l) => l.event).join(''), this.lastSeq);
-      else void c.catchUp();
+      else c.fallBehind();
     }
   }
 
@@ -185,14 +188,21 @@ export class FeedClient {
   /** Live lines ending at `lastSeq`; past its buffer budget the client drops out of live and catches up. */
   sendLive(events: string, lastSeq: number): void {
     if (this.closed) return;
-    if (this.res.writableLength > this.feed.limits.clientBufferBytes) {
-      this.feed.counters.overflows++;
-      this.live = false;
-      void this.catchUp();
-      return;
-    }
+    if (this.res.writableLength > this.feed.limits.clientBufferBytes) return this.fallBehind();
     if (!this.res.write(events)) this.needDrain = true;
     this.after = lastSeq;
+  }
+
+  /** Bytes written to the response that its socket has not taken yet. */
+  get buffered(): number {
+    return this.closed ? 0 : this.res.writableLength;
+  }
+
+  /** Out of live: from now on it is fed at its own pace until it has caught up. */
+  fallBehind(): void {
+    this.feed.counters.overflows++;
+    this.live = false;
+    void this.catchUp();
   }
 
   /**

@@ -67,8 +67,10 @@ export class LogStreamService implements OnModuleDestroy {
   }
 
   /** Feeds and clients of this instance, for tests and metrics. */
-  get stats(): { feeds: number; clients: number } {
-    return { feeds: this.feeds.size, clients: this.clients.size };
+  get stats(): { feeds: number; clients: number; bufferedBytes: number } {
+    let bufferedBytes = 0;
+    for (const c of this.clients) bufferedBytes += c.buffered;
+    return { feeds: this.feeds.size, clients: this.clients.size, bufferedBytes };
   }
 
   /**
