@@ -1,32 +1,10 @@
 import Redis from 'ioredis';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
+import { connectionsTo } from '../support/proc-net';
 import { readEvents, SseEvent } from '../support/sse';
 import { Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
-
-/** TCP connections that process `pid` holds to `port` (Redis), read from /proc: no guessing by name. */
-function connectionsTo(pid: number, port: number): number {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  let n = 0;
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const row of readFileSync(table, 'utf8').split('\n').slice(1)) {
-      const f = row.trim().split(/\s+/);
-      if (f.length < 10) continue;
-      const remotePort = parseInt(f[2].split(':')[1], 16);
-      if (remotePort === port && f[3] === '01' && inodes.has(f[9])) n++;
-    }
-  }
-  return n;
-}
 
 /** The body of a chunked HTTP/1.1 response, read whole from a socket. */
 function dechunk(raw: Buffer): string {
