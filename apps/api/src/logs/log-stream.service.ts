@@ -86,7 +86,11 @@ export class LogStreamService implements OnModuleDestroy {
       res.status(204).end();
       return;
     }
-    if (req.socket.destroyed || this.stopped) return;
+    if (this.stopped) {
+      res.status(503).setHeader('Retry-After', '1').json({ error: 'shutting_down', message: 'this API instance is stopping; retry' });
+      return;
+    }
+    if (req.socket.destroyed) return;
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
