@@ -39,7 +39,7 @@ export interface FeedCounters {
 }
 
 export const DEFAULT_FEED_LIMITS: FeedLimits = {
-  clientBufferBytes: 256 * 1024,
+  clientBufferBytes: 64 * 1024,
   ringLines: 20000,
   ringBytes: 8 * 1024 * 1024,
   catchUpStallMs: 30000,
