@@ -12,6 +12,7 @@ COPY apps/api/package.json apps/api/
 COPY apps/runner/package.json apps/runner/
 COPY apps/persister/package.json apps/persister/
 COPY apps/janitor/package.json apps/janitor/
+COPY apps/cli/package.json apps/cli/
 RUN npm ci --no-audit --no-fund
 COPY libs libs
 COPY apps apps

@@ -15,11 +15,11 @@ CHAOS_REPORT="$report" CHAOS_JOBS="${CHAOS_JOBS:-300}" CHAOS_SECONDS="${CHAOS_SE
 node -e '
   const rows = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(JSON.parse);
   const cols = ["scenario", "expected", "found", "duplicates", "result"];
-  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] === null ? "n/a" : r[c]).length)));
   const line = (vals) => "| " + vals.map((v, i) => String(v).padEnd(width[i])).join(" | ") + " |";
   console.log("\n" + line(cols));
   console.log("|" + width.map((w) => "-".repeat(w + 2)).join("|") + "|");
-  for (const r of rows) console.log(line(cols.map((c) => r[c])));
+  for (const r of rows) console.log(line(cols.map((c) => (r[c] === null ? "n/a" : r[c]))));
   const failed = rows.filter((r) => r.result !== "pass").length;
   console.log(`\nchaos: ${rows.length - failed} passed, ${failed} failed`);
   if (failed || rows.length === 0) process.exit(1);

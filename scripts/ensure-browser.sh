@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure Debian's Chromium is installed for the web UI's browser test (shared/ENVIRONMENT.md:
+# Makes sure Debian's Chromium is installed for the web UI's browser test (from Debian:
 # never `npx playwright install`, which downloads a browser and fails here).
 set -euo pipefail
 if command -v chromium >/dev/null 2>&1; then exit 0; fi

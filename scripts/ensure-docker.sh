@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers and the busybox test image exists.
-# Recipe from shared/ENVIRONMENT.md: Debian's docker.io, dockerd in the background,
+# Recipe: Debian's docker.io, dockerd in the background,
 # and an image imported from the static busybox binary (no registry is reachable).
 set -euo pipefail
 
@@ -17,6 +17,15 @@ if ! command -v dockerd >/dev/null 2>&1 || [ ! -x /bin/busybox ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq docker.io busybox-static >/dev/null
+fi
+
+# Compose, to check docker-compose.yml (test/e2e/compose-config.e2e-spec.ts): the v2 plugin if
+# the engine has it, otherwise Debian's docker-compose.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  log "installing docker-compose from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq docker-compose >/dev/null || log "docker-compose could not be installed: the compose check will be skipped"
 fi
 
 if ! docker version >/dev/null 2>&1; then

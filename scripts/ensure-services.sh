@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure this machine's Redis and Postgres answer, starting them when installed but stopped
-# (recipes from shared/ENVIRONMENT.md). Only for local URLs: remote ones are the operator's.
+# (Debian's packages and their usual commands). Only for local URLs: remote ones are the operator's.
 set -euo pipefail
 log() { echo "[ensure-services] $*" >&2; }
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 /**
  * `npm start`: the whole system on one machine. Builds if needed, makes sure Redis and Postgres
- * answer, picks the Docker executor when an engine answers (the process executor otherwise, with
- * a loud warning), starts the four services and prints how to submit a first job.
+ * answer, picks the Docker executor when an engine answers (when none does and we are root, it
+ * runs scripts/ensure-docker.sh to install and start one; the process executor only if that
+ * fails, with a loud warning), starts the four services and prints how to submit a first job.
+ * The services log warnings and errors only (LOG_LEVEL=info for more), so the ready block is
+ * what a newcomer sees.
  */
 const { spawn, spawnSync } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
@@ -18,7 +21,19 @@ function run(cmd, args) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-if (services.some((s) => !existsSync(join(root, 'apps', s, 'dist', 'main.js')))) {
+/** Runs quietly; shows the output only when the command fails. */
+function runQuiet(cmd, args, env = process.env) {
+  const r = spawnSync(cmd, args, { cwd: root, env, encoding: 'utf8' });
+  if (r.status !== 0) {
+    process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);
+    process.exit(r.status ?? 1);
+  }
+}
+
+const dockerAnswers = () => spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' }).status === 0;
+
+// The CLI too: the banner below tells to run `npx flashpods`.
+if ([...services, 'cli'].some((s) => !existsSync(join(root, 'apps', s, 'dist', 'main.js')))) {
   say('building (first run)');
   run('npm', ['run', 'build']);
 }
@@ -27,6 +42,13 @@ if (!process.env.REDIS_URL && !process.env.DATABASE_URL) run('bash', [join(root,
 const env = { ...process.env };
 env.LOG_DIR ??= join(root, 'data', 'logs');
 env.API_PORT ??= '3000';
+env.LOG_LEVEL ??= 'warn';
+env.LOG_FORMAT ??= 'text';
+// The services' output is a pipe to us; keep pino-pretty's colours when we print to a terminal.
+if (process.stdout.isTTY && env.FORCE_COLOR === undefined) env.FORCE_COLOR = '1';
+// One METRICS_PORT each for the three workers (the API serves /metrics on its own port).
+const metricsBase = Number(env.METRICS_PORT || 9464);
+const metricsPort = { runner: metricsBase, persister: metricsBase + 1, janitor: metricsBase + 2 };
 mkdirSync(join(root, 'data'), { recursive: true });
 if (!env.FLASHPODS_ADMIN_TOKEN) {
   const file = join(root, 'data', 'admin-token');
@@ -36,26 +58,38 @@ if (!env.FLASHPODS_ADMIN_TOKEN) {
 
 let image = 'busybox:latest';
 if (!env.RUNNER_EXECUTOR) {
-  const docker = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' });
-  if (docker.status === 0) {
+  let answers = dockerAnswers();
+  let tried = '';
+  if (!answers && process.getuid?.() === 0) {
+    // As `npm test` does: install docker.io if missing, start dockerd, import the test image.
+    say('no Docker engine answers: running scripts/ensure-docker.sh to install and start one');
+    const ensured = spawnSync('bash', [join(root, 'scripts', 'ensure-docker.sh')], { cwd: root, stdio: 'inherit' });
+    answers = ensured.status === 0 && dockerAnswers();
+    tried = answers ? '' : ' scripts/ensure-docker.sh failed (see above).';
+  } else if (!answers) {
+    tried = ' Not root, so scripts/ensure-docker.sh was not tried.';
+  }
+  if (answers) {
     env.RUNNER_EXECUTOR = 'docker';
     const local = spawnSync('docker', ['image', 'inspect', 'flashpods/busybox:test'], { stdio: 'ignore' });
     if (local.status === 0) image = 'flashpods/busybox:test';
   } else {
     env.RUNNER_EXECUTOR = 'process';
     console.warn('\n' + '!'.repeat(78));
-    console.warn('!! No Docker engine answers: falling back to the PROCESS executor.');
+    console.warn(`!! No Docker engine answers:${tried}`);
+    console.warn('!! Falling back to the PROCESS executor.');
     console.warn('!! Jobs run as plain local processes with NO isolation and NO limits.');
-    console.warn('!! Start dockerd (or run `bash scripts/ensure-docker.sh`) for real containers.');
+    console.warn('!! Start dockerd (as root: `bash scripts/ensure-docker.sh`) for real containers.');
     console.warn('!'.repeat(78) + '\n');
   }
 }
 
 // Migrate once before the services start (they would also do it, under an advisory lock).
-run('node', [join(root, 'libs', 'database', 'dist', 'migrate.cli.js')]);
+runQuiet('node', [join(root, 'libs', 'database', 'dist', 'migrate.cli.js')], env);
 
 const children = services.map((s) => {
-  const child = spawn(process.execPath, [join(root, 'apps', s, 'dist', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const childEnv = metricsPort[s] ? { ...env, METRICS_PORT: String(metricsPort[s]) } : env;
+  const child = spawn(process.execPath, [join(root, 'apps', s, 'dist', 'main.js')], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = `${s.padEnd(9)}| `;
   const relay = (stream) => (chunk) => {
     for (const line of chunk.toString().split('\n')) if (line) stream.write(prefix + line + '\n');
@@ -90,18 +124,25 @@ const base = `http://127.0.0.1:${env.API_PORT}`;
   for (let i = 0; i < 150; i++) {
     const ok = await fetch(`${base}/ready`).then((r) => r.ok, () => false);
     if (ok) {
-      const command = env.RUNNER_EXECUTOR === 'process' ? '["sh","-c","echo hello from flashpods"]' : '["sh","-c","echo hello from flashpods; echo to stderr >&2"]';
+      const script = env.RUNNER_EXECUTOR === 'process' ? 'echo hello from flashpods' : 'echo hello from flashpods; echo to stderr >&2';
       console.log(`
 Flashpods is up (executor: ${env.RUNNER_EXECUTOR}).
   API         ${base}            (OpenAPI at ${base}/docs, Bull Board at ${base}/admin/queues)
   Token       ${env.FLASHPODS_ADMIN_TOKEN}
   Logs        ${env.LOG_DIR}
+  Metrics     ${base}/metrics, runner :${metricsPort.runner}, persister :${metricsPort.persister}, janitor :${metricsPort.janitor} (/metrics)
+  Service logs: ${env.LOG_LEVEL} and above (LOG_LEVEL=info npm start for more, LOG_FORMAT=json for JSON lines)
 
-Submit a first job and read its log:
+Run a first job with the CLI (in another terminal, from this directory):
+  export FLASHPODS_URL=${base}
   export FLASHPODS_TOKEN=${env.FLASHPODS_ADMIN_TOKEN}
-  curl -s -X POST ${base}/jobs -H "Authorization: Bearer $FLASHPODS_TOKEN" -H 'Content-Type: application/json' \\
-       -d '{"image":"${image}","command":${command}}'
-  curl -s "${base}/jobs/<id>/output?tail=100" -H "Authorization: Bearer $FLASHPODS_TOKEN"
+  npx flashpods run ${image} -- sh -c '${script}'
+  npx flashpods ls
+
+or with curl:
+  curl -s -X POST $FLASHPODS_URL/jobs -H "Authorization: Bearer $FLASHPODS_TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"image":"${image}","command":${JSON.stringify(['sh', '-c', script])}}'
+  curl -s "$FLASHPODS_URL/jobs/<id>/output?tail=100" -H "Authorization: Bearer $FLASHPODS_TOKEN"
 `);
       return;
     }

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
 bash scripts/ensure-docker.sh
 bash scripts/ensure-browser.sh
+bash scripts/ensure-promtool.sh
 npm run build
 # ts-jest only transpiles: type-check every spec and test helper here.
 npx tsc -p tsconfig.spec.json

@@ -1,16 +1,19 @@
-import { Stack } from '../support/stack';
+import { sample, scrape } from '../support/metrics';
+import { freePort, Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
 
 describe('janitor (real services)', () => {
   let stack: Stack;
-  beforeAll(
-    async () =>
-      (stack = await Stack.start(['api', 'runner', 'persister', 'janitor'], {
-        LOG_RETENTION_SECONDS: '3',
-        JANITOR_INTERVAL_SECONDS: '1',
-      })),
-    60000,
-  );
+  let janitorMetrics: string;
+  beforeAll(async () => {
+    const port = await freePort();
+    janitorMetrics = `http://127.0.0.1:${port}/metrics`;
+    stack = await Stack.start(
+      ['api', 'runner', 'persister', 'janitor'],
+      { LOG_RETENTION_SECONDS: '3', JANITOR_INTERVAL_SECONDS: '1' },
+      { janitor: { METRICS_PORT: String(port), METRICS_HOST: '127.0.0.1' } },
+    );
+  }, 60000);
   afterAll(() => stack?.stop());
 
   it('deletes a finished job’s log after its TTL; every log endpoint then answers 410 logs_deleted', async () => {
@@ -32,8 +35,22 @@ describe('janitor (real services)', () => {
       const r = await stack.json('GET', `/jobs/${job.id}/${path}`);
       expect([path, r.status, r.body.error]).toEqual([path, 410, 'logs_deleted']);
     }
-    const metrics = await (await fetch(`${stack.baseUrl}/metrics`)).text();
-    expect(metrics).toMatch(/flashpods_janitor_deleted_jobs_total\{sweep="ttl-sweep"\} [1-9]/);
+    // The janitor's own metrics: exactly this job, its two files (.log and .idx, 32 bytes per line).
+    const metrics = await waitFor(
+      'the janitor to count the TTL sweep that cleaned the job',
+      async () => {
+        const text = await scrape(janitorMetrics);
+        return sample(text, 'flashpods_janitor_deleted_jobs_total{sweep="ttl-sweep"}') > 0 ? text : undefined;
+      },
+      10000,
+      100,
+    );
+    expect({
+      jobs: sample(metrics, 'flashpods_janitor_deleted_jobs_total{sweep="ttl-sweep"}'),
+      files: sample(metrics, 'flashpods_janitor_deleted_files_total{sweep="ttl-sweep"}'),
+      bytes: sample(metrics, 'flashpods_janitor_deleted_bytes_total{sweep="ttl-sweep"}'),
+    }).toEqual({ jobs: 1, files: 2, bytes: job.log.bytes + 32 * job.log.lines });
+    expect(metrics).toMatch(/^# TYPE flashpods_janitor_deleted_jobs_total counter$/m);
     const board = await fetch(`${stack.baseUrl}/admin/queues/api/queues`, {
       headers: { authorization: `Basic ${Buffer.from(`admin:${stack.token}`).toString('base64')}` },
     });

@@ -1,7 +1,9 @@
 import Docker from 'dockerode';
 import Redis from 'ioredis';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { createDataSource } from '@flashpods/database';
+import { symlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PrivateRedis } from '../support/private-services';
 import { Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
@@ -120,6 +122,111 @@ describe('a runner that loses its workloads, or dies for good', () => {
     const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output: string };
     expect(out.output.match(/\] requeued\n/g)).toHaveLength(1);
   }, 40000);
+
+  it('a pending job whose queue entry ran out of attempts (failed in BullMQ) is enqueued again and runs', async () => {
+    await stack.stopService('runner', 'SIGTERM');
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'second life'] })).body;
+    const connection = new Redis(stack.world.env.REDIS_URL, { maxRetriesPerRequest: null });
+    const prefix = `${stack.world.redisPrefix}:bull`;
+    const queue = new Queue('jobs', { connection, prefix });
+    try {
+      // What a Postgres outage longer than every retry leaves: the entry failed for good, the row pending.
+      expect(await queue.remove(job.id)).toBe(1);
+      await queue.add('run-job', { jobId: job.id }, { jobId: job.id, attempts: 1 });
+      const failing = new Worker('jobs', async () => {
+        throw new Error('postgres unreachable (simulated by this test worker)');
+      }, { connection: connection.duplicate(), prefix, autorun: true });
+      try {
+        await waitFor('the entry to fail for good', async () => ((await queue.getJobState(job.id)) === 'failed' ? true : undefined), 10000, 50);
+      } finally {
+        await failing.close();
+      }
+      expect((await stack.json('GET', `/jobs/${job.id}`)).body.status).toBe('pending');
+      await waitFor('the sweep to enqueue it again', async () => ((await queue.getJobState(job.id)) === 'waiting' ? true : undefined), 5000, 50);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+    stack.startService('runner');
+    const { job: done } = await stack.waitTerminal(job.id, 20000);
+    expect(done.status).toBe('completed');
+    const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output: string };
+    expect(out.output.match(/\] second life\n/g)).toHaveLength(1);
+  }, 40000);
+
+  it('a requeued job whose secret values are gone fails runner_error: it never runs without the secrets it was given', async () => {
+    await stack.stopService('runner', 'SIGTERM');
+    const job = (await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE, command: ['sh', '-c', 'echo "token=[$TOKEN]"'], secrets: { TOKEN: 'gone-secret-value-8842' },
+    })).body;
+    const redis = new Redis(stack.world.env.REDIS_URL);
+    try {
+      // What an API that died between storing the row and the secrets (before they moved first), or
+      // a Redis that lost its data, leaves behind.
+      expect(await redis.del(`${stack.world.redisPrefix}:secrets:{${job.id}}`)).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+    stack.startService('runner');
+    const { job: done } = await stack.waitTerminal(job.id, 20000);
+    expect(done).toMatchObject({ status: 'failed', exit_code: null, error: { code: 'runner_error' } });
+    expect(done.error.message).toMatch(/secrets TOKEN are gone/);
+    const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output: string };
+    expect(out.output).not.toMatch(/token=/);
+    expect(await containersOf(job.id)).toEqual([]);
+  }, 40000);
+
+  it('a runner stuck (SIGSTOP) past its job\'s timeout: the janitor ends the job timed_out; resumed, it is fenced off and its container killed', async () => {
+    const job = (await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE, command: ['sh', '-c', 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.1; done'], timeout_seconds: 3,
+    })).body;
+    const running = await waitStatus(stack, job.id, ['running']);
+    const pid = stack.pidOf('runner')!;
+    process.kill(pid, 'SIGSTOP');
+    let stoppedFor: number;
+    try {
+      // Timeout 3 s + grace 2 s: the janitor, not the frozen runner, must end it, and before the
+      // runner could be declared lost (3 s of heartbeat TTL + 4 s of suspicion).
+      const { job: done } = await stack.waitTerminal(job.id, 15000);
+      expect(done).toMatchObject({ status: 'timed_out', error: null });
+      const endedMs = new Date(done.finished_at).getTime() - new Date(running.running_at).getTime();
+      expect(endedMs).toBeGreaterThanOrEqual(5000);
+      expect(endedMs).toBeLessThan(5000 + 2 * 1000 + 1500);
+      stoppedFor = Date.now();
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // Resumed, the runner finds its job ended elsewhere: nothing more of it lands, the container goes.
+    await waitFor('the stuck runner\'s container to go', async () => ((await containersOf(job.id)).length === 0 ? true : undefined), 15000, 200);
+    expect(Date.now() - stoppedFor).toBeLessThan(15000);
+    const text = await (await stack.request('GET', `/jobs/${job.id}/logs/download`)).text();
+    const lines = text.trimEnd().split('\n');
+    expect(lines[lines.length - 1]).toMatch(/killed: timeout of 3 s exceeded \(.*ended by the janitor\)$/);
+    expect(lines.filter((l) => /killed: /.test(l))).toHaveLength(1);
+    expect(stack.logsOf('runner')).toMatch(/taken over/);
+    // And the runner goes on: the next job runs on it.
+    const next = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'after the stall'] })).body;
+    expect((await stack.waitTerminal(next.id, 20000)).job.status).toBe('completed');
+  }, 60000);
+
+  it('a runner whose engine does not answer at start retries re-attaching, takes no job meanwhile, then runs them', async () => {
+    await stack.stopService('runner', 'SIGTERM');
+    const socket = join(stack.world.logDir, '..', `fp-docker-${stack.world.id}.sock`);
+    stack.startService('runner', 'runner', { DOCKER_HOST: `unix://${socket}` });
+    try {
+      const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['echo', 'engine back'] })).body;
+      await waitFor('two failed attempts', async () => ((stack.logsOf('runner').match(/re-attaching failed/g) ?? []).length >= 2 ? true : undefined), 15000, 100);
+      expect((await stack.json('GET', `/jobs/${job.id}`)).body.status).toBe('pending');
+      await symlink('/var/run/docker.sock', socket);
+      const { job: done } = await stack.waitTerminal(job.id, 30000);
+      expect(done.status).toBe('completed');
+      expect(done.runner_id).toBe(`runner-${stack.world.id}`);
+    } finally {
+      await stack.stopService('runner', 'SIGTERM');
+      await unlink(socket).catch(() => undefined);
+      stack.startService('runner');
+    }
+  }, 60000);
 
   it('the only runner killed for good: its job ends runner_lost within three heartbeat windows; a job with a 5 s timeout by 5 s + one window', async () => {
     const long = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo working; sleep 120'] })).body;

@@ -1,4 +1,7 @@
 import { ensureDatabase } from '@flashpods/database';
+import { Queue } from 'bullmq';
+import Docker from 'dockerode';
+import Redis from 'ioredis';
 import { tally } from '../support/chaos-report';
 import { PrivatePostgres, PrivateRedis } from '../support/private-services';
 import { storedNumbers } from '../support/log-audit';
@@ -57,6 +60,19 @@ describe('Redis and Postgres restarted under a running stack', () => {
     expect(lines).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
   }, 120000);
 
+  it('Redis killed with SIGKILL mid-job (AOF on): what it acknowledged was written out, the job loses nothing', async () => {
+    const long = await run(counter(500));
+    await waitFor('the long job to run', async () => ((await stack.json('GET', `/jobs/${long.id}`)).body.log.lines > 20 ? true : undefined), 20000, 50);
+    await redis.kill();
+    await sleep(1000);
+    await redis.up();
+    const recoveredMs = await newJobRuns(Date.now(), 'redis kill -9');
+    expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
+    const lines = await storedNumbers(stack, long.id);
+    tally(`redis kill -9 mid-job (new job done ${recoveredMs} ms after)`, lines, 500);
+    expect(lines).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+  }, 120000);
+
   it('Postgres restart: 503 while it is down, then every service reconnects and the running job loses nothing', async () => {
     const long = await run(counter(400));
     await waitFor('the long job to run', async () => ((await stack.json('GET', `/jobs/${long.id}`)).body.log.lines > 20 ? true : undefined), 20000, 50);
@@ -72,14 +88,74 @@ describe('Redis and Postgres restarted under a running stack', () => {
     expect(lines).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
   }, 120000);
 
-  it('a claim that fails while Postgres is down is retried: the job runs once Postgres is back', async () => {
-    await stack.stopService('runner', 'SIGTERM');
-    const job = await run(['echo', 'claimed late']);
-    await pg.down();
+  it('Postgres killed with SIGKILL mid-job: it recovers from the crash, every service reconnects, the job loses nothing', async () => {
+    const long = await run(counter(400));
+    await waitFor('the long job to run', async () => ((await stack.json('GET', `/jobs/${long.id}`)).body.log.lines > 20 ? true : undefined), 20000, 50);
+    await pg.kill();
+    const down = await stack.json('GET', `/jobs/${long.id}`);
+    expect([down.status, down.body.error]).toEqual([503, 'service_unavailable']);
+    await pg.up();
+    const recoveredMs = await newJobRuns(Date.now(), 'postgres kill -9');
+    expect((await stack.waitTerminal(long.id, 60000)).job.status).toBe('completed');
+    const lines = await storedNumbers(stack, long.id);
+    tally(`postgres kill -9 mid-job (new job done ${recoveredMs} ms after)`, lines, 400);
+    expect(lines).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+  }, 120000);
+
+  it('the container outlives its exit until the end is shipped: a runner killed between the two re-attaches and the job completes whole', async () => {
+    const job = await run(['sh', '-c', 'echo first; sleep 2; echo last; exit 0']);
+    await waitFor('the first line stored', async () => {
+      const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output?: string };
+      return out.output?.includes('] first\n') ? true : undefined;
+    }, 20000, 50);
+    // Redis frozen across the job's exit: the runner reads `last` and the exit code, but can ship
+    // neither. It is killed in that window. Only the container still holds the end of the log.
+    const admin = new Redis(redis.url);
+    const frozen = admin.call('DEBUG', 'SLEEP', '6').catch(() => undefined);
+    try {
+      const docker = new Docker();
+      await waitFor('the container to exit', async () => {
+        const [c] = await docker.listContainers({ all: true, filters: { label: [`flashpods.job_id=${job.id}`] } });
+        return c?.State === 'exited' ? true : undefined;
+      }, 5000, 50);
+      await sleep(300); // the runner reads the exit code meanwhile (and, before the fix, removed the container)
+      await stack.stopService('runner', 'SIGKILL');
+      expect((await docker.listContainers({ all: true, filters: { label: [`flashpods.job_id=${job.id}`] } })).map((c) => c.State)).toEqual(['exited']);
+    } finally {
+      await frozen;
+      admin.disconnect();
+    }
     stack.startService('runner');
-    // The runner fetches the queue entry, cannot read or claim the row, and the entry goes back with a backoff.
-    await waitFor('a failed claim attempt', async () => (/job run|ECONNREFUSED|Connection terminated|connect/i.test(stack.logsOf('runner')) ? true : undefined), 20000, 100).catch(() => undefined);
-    await sleep(2000);
+    const { job: done } = await stack.waitTerminal(job.id, 30000);
+    expect(done).toMatchObject({ status: 'completed', exit_code: 0 });
+    const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output: string };
+    expect(out.output.match(/\] (first|last)\n/g)).toEqual(['] first\n', '] last\n']);
+  }, 90000);
+
+  it('a claim that fails while Postgres is down is retried: the job runs once Postgres is back', async () => {
+    // The runner is frozen while the job is submitted (so its queue entry is handed to the runner's
+    // blocked fetch), and Postgres goes down before the runner thaws: its read and claim of the
+    // row then fail for real, and the entry must come back with a backoff.
+    const pid = stack.pidOf('runner')!;
+    process.kill(pid, 'SIGSTOP');
+    let job: { id: string };
+    try {
+      job = await run(['echo', 'claimed late']);
+      await pg.down();
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const queue = new Queue('jobs', { connection: new Redis(redis.url, { maxRetriesPerRequest: null }), prefix: `${stack.world.redisPrefix}:bull` });
+    try {
+      const failed = await waitFor('a failed claim attempt, backed off', async () => {
+        const entry = await queue.getJob(job.id);
+        return entry && entry.attemptsMade >= 1 && (await entry.getState()) === 'delayed' ? entry : undefined;
+      }, 20000, 100);
+      expect(failed.failedReason).toMatch(/ECONNREFUSED|Connection terminated|connect|terminat/i);
+      expect((await stack.json('GET', `/jobs/${job.id}`)).status).toBe(503);
+    } finally {
+      await queue.close();
+    }
     await pg.up();
     const { job: done } = await stack.waitTerminal(job.id, 60000);
     expect(done.status).toBe('completed');

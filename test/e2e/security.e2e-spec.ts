@@ -167,6 +167,15 @@ describe('tokens and tenants', () => {
       redis.disconnect();
     }
     expect((await fetch(`${stack.baseUrl}/jobs/${job.id}/logs/download?ticket=${ticket}`)).status).toBe(401);
+
+    // A ticket dies with the token it was issued with: revoking the token ends it at once.
+    const c = (await stack.json('POST', '/tokens', { tenant: 'tix-a', name: 'c' })).body;
+    const fresh = (await as(c.token).json('POST', `/jobs/${job.id}/logs/ticket`)).body.ticket as string;
+    expect((await fetch(`${stack.baseUrl}/jobs/${job.id}/logs/download?ticket=${fresh}`)).status).toBe(200);
+    expect((await stack.request('DELETE', `/tokens/${c.id}`)).status).toBe(204);
+    const revoked = await fetch(`${stack.baseUrl}/jobs/${job.id}/logs/download?ticket=${fresh}`);
+    expect(revoked.status).toBe(401);
+    expect(((await revoked.json()) as { message: string }).message).toMatch(/revoked/);
   });
 
   it('sends helmet headers and no CORS headers unless configured', async () => {

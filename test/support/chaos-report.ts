@@ -4,7 +4,8 @@ export interface ChaosRow {
   scenario: string;
   expected: number;
   found: number;
-  duplicates: number;
+  /** Lines (or runs) seen more than once; null for a row that counts something else (jobs, containers). */
+  duplicates: number | null;
   result: 'pass' | 'FAIL';
   note?: string;
 }

@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { ContractViolation, OpenApiContract } from './openapi-contract';
 import { createTestWorld, FatalProbeError, TestWorld, waitFor } from './test-env';
 
 export type ServiceName = 'api' | 'runner' | 'persister' | 'janitor';
@@ -35,23 +36,33 @@ export async function freePort(): Promise<number> {
 export class Stack {
   private readonly procs = new Map<string, ChildProcess>();
   readonly output = new Map<string, string[]>();
+  /**
+   * The API's own OpenAPI document (`/docs-json`): every answer `request` and `json` receive is
+   * checked against it, and a mismatch or an undocumented status fails the call.
+   */
+  contract?: OpenApiContract;
+  /** Every mismatch seen, so that `stop` fails the file even when a test swallowed the error. */
+  readonly contractViolations: string[] = [];
 
   private constructor(
     readonly world: TestWorld,
     readonly baseUrl: string,
   ) {}
 
+  /** `perService`: extra environment of one service (e.g. its own METRICS_PORT). */
   static async start(
     services: ServiceName[] = ['api', 'runner', 'persister'],
     env: Record<string, string> = {},
+    perService: Partial<Record<ServiceName, Record<string, string>>> = {},
   ): Promise<Stack> {
     const port = await freePort();
     // Tests poll hard; only a test about rate limiting sets a limit it can reach.
     const world = await createTestWorld({ API_PORT: String(port), API_HOST: '127.0.0.1', API_RATE_LIMIT_PER_MINUTE: '100000000', ...env });
     const stack = new Stack(world, `http://127.0.0.1:${port}`);
-    for (const s of services) stack.startService(s);
+    for (const s of services) stack.startService(s, s, perService[s]);
     try {
       await stack.waitReady();
+      stack.contract = await OpenApiContract.fetch(stack.baseUrl);
     } catch (err) {
       await stack.stop().catch(() => undefined);
       throw err;
@@ -112,7 +123,8 @@ export class Stack {
   }
 
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
-    return fetch(`${this.baseUrl}${path}`, {
+    const url = `${this.baseUrl}${path}`;
+    const res = await fetch(url, {
       method,
       headers: {
         authorization: `Bearer ${this.token}`,
@@ -121,6 +133,11 @@ export class Stack {
       },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
+    await this.contract?.check(method, url, res).catch((err: unknown) => {
+      if (err instanceof ContractViolation) this.contractViolations.push(err.message);
+      throw err;
+    });
+    return res;
   }
 
   async json<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
@@ -159,5 +176,8 @@ export class Stack {
     for (const [name, p] of dead) console.error(`${name} exited early (${p.exitCode ?? p.signalCode}):\n${this.logsOf(name)}`);
     await Promise.all([...this.procs.keys()].map((name) => this.stopService(name, 'SIGTERM')));
     await this.world.dispose();
+    if (this.contractViolations.length) {
+      throw new Error(`answers that do not match the OpenAPI document:\n${this.contractViolations.join('\n')}`);
+    }
   }
 }

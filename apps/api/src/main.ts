@@ -1,20 +1,26 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { createServiceLogger, preflight } from '@flashpods/config';
+import { SwaggerModule } from '@nestjs/swagger';
+import { preflight } from '@flashpods/config';
+import { Logger } from 'nestjs-pino';
 import helmet from 'helmet';
 import { ApiModule } from './api.module';
 import { keepBullBoardOffline } from './admin/bull-board.offline';
 import { bodyErrors, jsonBody, jsonOnly } from './common/body-parser';
+import { apiMetrics } from './health/api.metrics';
+import { buildOpenApiDocument } from './openapi/openapi.document';
 
 async function bootstrap(): Promise<void> {
   const config = await preflight('api');
   const app = await NestFactory.create<NestExpressApplication>(ApiModule, {
     bodyParser: false,
-    logger: createServiceLogger(config, 'api'),
+    bufferLogs: true,
   });
+  const logger = app.get(Logger);
+  app.useLogger(logger);
   app.disable('x-powered-by');
+  app.use(apiMetrics.httpMiddleware);
   keepBullBoardOffline(app);
   // Helmet's defaults everywhere; Bull Board uses inline styles, and Swagger UI inline scripts.
   // Bull Board's policy still keeps every request on this origin.
@@ -39,15 +45,7 @@ async function bootstrap(): Promise<void> {
   app.use(jsonOnly);
   app.use(jsonBody(config.api.bodyLimitBytes));
   app.use(bodyErrors);
-  const doc = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Flashpods')
-      .setDescription('Run jobs in containers and keep every line of their logs.')
-      .addBearerAuth()
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, doc);
+  SwaggerModule.setup('docs', app, buildOpenApiDocument(app, config));
   app.enableShutdownHooks();
   // Longer than the usual 60 s idle timeout of proxies and clients, so a pooled connection is
   // never closed by us while a client is sending on it.
@@ -55,7 +53,7 @@ async function bootstrap(): Promise<void> {
   server.keepAliveTimeout = 65000;
   server.headersTimeout = 66000;
   await app.listen(config.api.port, config.api.host);
-  console.log(`api listening on http://${config.api.host}:${config.api.port}`);
+  logger.log(`api listening on http://${config.api.host}:${config.api.port}`);
 }
 
 void bootstrap();

@@ -3,6 +3,7 @@ import type { Response } from 'express';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { errorBody } from './common/api-error-code';
 import { Public } from './auth/auth.guard';
 
 /** The web UI: static files read once from apps/api/assets. It asks for the token in the browser. */
@@ -36,7 +37,7 @@ export class UiController {
   asset(@Param('file') file: string, @Res() res: Response): void {
     const found = Object.prototype.hasOwnProperty.call(FILES, file) ? FILES[file] : undefined;
     if (!found) {
-      res.status(404).json({ error: 'not_found', message: 'no such file' });
+      res.status(404).json(errorBody('not_found', 'no such file'));
       return;
     }
     res.setHeader('Content-Type', found.type);

@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { bullRootOptions, FlashpodsConfigModule, getConfig } from '@flashpods/config';
 import { QueueName } from '@flashpods/contracts';
 import { DatabaseModule } from '@flashpods/database';
+import { JanitorMetricsEndpoint } from './janitor-metrics.endpoint';
 import { LivenessSweep } from './liveness-sweep.service';
 import { SweepProcessor } from './sweep.processor';
 import { SweepScheduler } from './sweep.scheduler';
@@ -15,6 +16,6 @@ import { SweepsService } from './sweeps.service';
     BullModule.forRootAsync({ useFactory: () => bullRootOptions(getConfig(), 'janitor') }),
     BullModule.registerQueue({ name: QueueName.Janitor }, { name: QueueName.Jobs }),
   ],
-  providers: [SweepsService, LivenessSweep, SweepProcessor, SweepScheduler],
+  providers: [SweepsService, LivenessSweep, SweepProcessor, SweepScheduler, JanitorMetricsEndpoint],
 })
 export class JanitorModule {}

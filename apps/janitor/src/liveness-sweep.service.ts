@@ -1,11 +1,11 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, runJobOptions } from '@flashpods/config';
-import { ACTIVE_STATUSES, JobErrorCode, JobName, JobStatus, QueueName, RedisKeys, StatusEvent } from '@flashpods/contracts';
+import { CONFIG, delMany, FlashpodsConfig, getMany, REDIS, REDIS_KEYS, RedisClient, runJobOptions } from '@flashpods/config';
+import { ACTIVE_STATUSES, JobErrorCode, JobName, JobStatus, LogKeep, QueueName, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { endJobThroughStream, isFenced, StreamEndedError } from '@flashpods/job-stream';
 import { JobState, Queue } from 'bullmq';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
+import { janitorMetrics } from './janitor.metrics';
 import { SweepResult } from './sweeps.service';
 
 /** Queue states in which a run-job entry will still be fetched by a runner. */
@@ -31,6 +31,7 @@ interface ActiveRow {
   status: JobStatus;
   runner_id: string | null;
   timeout_seconds: number;
+  log_keep: LogKeep;
   /** Milliseconds since the job started running (or was claimed, while still `starting`). */
   elapsed_ms: number;
   /** Milliseconds since the job was claimed. */
@@ -58,7 +59,7 @@ export class LivenessSweep {
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     @InjectQueue(QueueName.Jobs) private readonly queue: Queue,
     private readonly ds: DataSource,
@@ -93,6 +94,7 @@ export class LivenessSweep {
       if (state !== 'unknown') await this.queue.remove(id);
       await this.queue.add(JobName.RunJob, { jobId: id }, runJobOptions(id));
       this.log.warn(`job ${id} was pending with its queue entry ${state === 'unknown' ? 'gone' : state}: enqueued again`);
+      janitorMetrics.requeued();
       requeued++;
     }
     return requeued;
@@ -101,7 +103,7 @@ export class LivenessSweep {
   /** Active jobs past their timeout, or whose runner is lost: ended through their stream. Returns how many. */
   async endStuckJobs(): Promise<number> {
     const rows: ActiveRow[] = await this.ds.query(
-      `SELECT id::text, status, runner_id, timeout_seconds,
+      `SELECT id::text, status, runner_id, timeout_seconds, log_keep,
               (extract(epoch FROM now() - coalesce(running_at, started_at, created_at)) * 1000)::float8 AS elapsed_ms,
               (extract(epoch FROM now() - coalesce(started_at, created_at)) * 1000)::float8 AS claimed_ms
        FROM jobs WHERE status = ANY($1::text[])`,
@@ -114,12 +116,12 @@ export class LivenessSweep {
       const runnerId = row.runner_id ?? 'unknown';
       if (row.elapsed_ms > row.timeout_seconds * 1000 + graceMs) {
         const message = `still ${row.status} ${Math.round(row.elapsed_ms / 1000)} s after it started, past its timeout of ${row.timeout_seconds} s; ended by the janitor`;
-        ended += await this.end(row.id, `killed: timeout of ${row.timeout_seconds} s exceeded (${message})`, {
+        ended += await this.end(row, `killed: timeout of ${row.timeout_seconds} s exceeded (${message})`, {
           status: JobStatus.TimedOut, at: Date.now(), runnerId, exitCode: null, error: null,
         });
       } else if (row.runner_id && lost.has(row.runner_id) && row.claimed_ms > this.config.runner.heartbeatSeconds * 3000) {
         const message = `runner ${row.runner_id} sent no heartbeat for ${Math.round(lost.get(row.runner_id)! / 1000)} s`;
-        ended += await this.end(row.id, `failed: ${JobErrorCode.RunnerLost}: ${message}`, {
+        ended += await this.end(row, `failed: ${JobErrorCode.RunnerLost}: ${message}`, {
           status: JobStatus.Failed, at: Date.now(), runnerId, exitCode: null, error: { code: JobErrorCode.RunnerLost, message },
         });
       }
@@ -132,9 +134,10 @@ export class LivenessSweep {
     const runners = [...new Set(rows.map((r) => r.runner_id).filter((r): r is string => r !== null))];
     const lost = new Map<string, number>();
     if (runners.length === 0) return lost;
-    const beats = await this.redis.mget(...runners.map((r) => this.keys.runnerAlive(r)));
+    // Each runner's keys are in a slot of their own on a cluster: read and clear them key by key there.
+    const beats = await getMany(this.redis, runners.map((r) => this.keys.runnerAlive(r)));
     const alive = runners.filter((_, i) => beats[i] !== null);
-    if (alive.length) await this.redis.del(...alive.map((r) => this.keys.runnerSuspect(r)));
+    await delMany(this.redis, alive.map((r) => this.keys.runnerSuspect(r)));
     const heartbeatWindowMs = this.config.runner.heartbeatSeconds * 3000;
     for (const runner of runners.filter((_, i) => beats[i] === null)) {
       // The record lapses soon after the suspicion period, so one left from an old, short absence
@@ -149,12 +152,14 @@ export class LivenessSweep {
     return lost;
   }
 
-  private async end(jobId: string, line: string, event: StatusEvent): Promise<number> {
+  private async end(row: ActiveRow, line: string, event: StatusEvent): Promise<number> {
+    const jobId = row.id;
     this.log.warn(`job ${jobId}: ${line}`);
     try {
       await endJobThroughStream(
         this.redis, this.keys, jobId, 'janitor',
-        { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes },
+        // Its `log_keep` too: for `head_tail` this line is the job's last and must not be capped away.
+        { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes, logKeep: row.log_keep },
         line, event,
       );
     } catch (err) {
@@ -164,6 +169,7 @@ export class LivenessSweep {
       this.log.error(`job ${jobId}: could not end it: ${(err as Error).message}; trying again next sweep`);
       return 0;
     }
+    janitorMetrics.ended(event);
     // A runner that is alive after all (stalled, cut off) is fenced; this makes it stop its container too.
     await this.redis.multi().set(this.keys.jobCancel(jobId), '1', 'EX', 24 * 3600).publish(this.keys.cancelChannel, jobId).exec();
     return 1;

@@ -1,9 +1,8 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger } from '@nestjs/common';
-import { REDIS, REDIS_KEYS } from '@flashpods/config';
+import { REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import { JobName, QueueName, RedisKeys, SweepJobName, SWEEP_JOB_NAMES } from '@flashpods/contracts';
 import { Job } from 'bullmq';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { LivenessSweep } from './liveness-sweep.service';
 import { SweepResult, SweepsService } from './sweeps.service';
@@ -27,7 +26,7 @@ export class SweepProcessor extends WorkerHost {
   constructor(
     private readonly sweeps: SweepsService,
     private readonly ds: DataSource,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     private readonly liveness?: LivenessSweep,
   ) {
@@ -86,7 +85,7 @@ export class SweepProcessor extends WorkerHost {
     }
   }
 
-  /** Totals and the last run of each sweep, in Redis, for the API's /metrics. */
+  /** Totals and the last run of each sweep, in Redis: a record shared by every janitor (metrics are per janitor, janitor.metrics.ts). */
   private async record(o: SweepResult & { sweep: SweepJobName; ms: number }): Promise<void> {
     const key = this.keys.janitorStats(o.sweep);
     await this.redis

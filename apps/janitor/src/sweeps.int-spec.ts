@@ -3,7 +3,7 @@ import { JobStatus, redisKeys } from '@flashpods/contracts';
 import { createDataSource, JobEntity, migrate } from '@flashpods/database';
 import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { JobFactory } from '../../../test/support/job.factory';
@@ -44,7 +44,7 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
   });
   beforeEach(async () => {
     await ds.query('DELETE FROM jobs');
-    for (const f of await readdir(world.logDir)) await rm(join(world.logDir, f));
+    for (const f of await readdir(world.logDir)) await rm(join(world.logDir, f), { recursive: true });
   });
 
   function sweeps(env: Record<string, string> = {}): SweepsService {
@@ -52,14 +52,53 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
     return new SweepsService(config, redis, redisKeys(config.redis.prefix), ds);
   }
 
+  /** A job with a log of `bytes` and a one-record index, its row saying so as the persister would. */
   async function jobWithLog(status: JobStatus, finishedAt: Date | null, bytes: number): Promise<JobEntity> {
-    const job = await JobFactory.create(ds, { status, finishedAt, startedAt: ago(2 * DAY) });
+    const job = await JobFactory.create(ds, { status, finishedAt, startedAt: ago(2 * DAY), logBytes: bytes, logLines: 1 });
     await writeFile(join(world.logDir, `${job.id}.log`), Buffer.alloc(bytes, 'a'));
     await writeFile(join(world.logDir, `${job.id}.idx`), Buffer.alloc(32));
     return job;
   }
   const logOf = (job: JobEntity) => join(world.logDir, `${job.id}.log`);
   const statusOf = async (job: JobEntity) => (await ds.getRepository(JobEntity).findOneBy({ id: job.id }))?.status;
+
+  /** A head_tail job's tail segments directory, as a persister that never composed it leaves it. */
+  async function tailDirOf(id: string): Promise<string> {
+    // Only a head_tail job has one (an orphan's id has no row: nothing to update).
+    await ds.query(`UPDATE jobs SET log_keep = 'head_tail' WHERE id = $1`, [id]);
+    const dir = join(world.logDir, `${id}.tail`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'head'), '{"lines":1,"bytes":10,"lastSeq":1,"firstTs":0}'); // 46 bytes
+    await writeFile(join(dir, '2.log'), Buffer.alloc(30, 'b'));
+    await writeFile(join(dir, '2.idx'), Buffer.alloc(32));
+    return dir;
+  }
+
+  it('TTL, retention and orphans remove a head_tail job\'s tail segments with its log, counting each file', async () => {
+    const ttl = await jobWithLog(JobStatus.Failed, ago(2 * MIN), 100);
+    const ttlTail = await tailDirOf(ttl.id);
+    expect(await sweeps({ LOG_RETENTION_SECONDS: '60' }).ttl()).toEqual({ jobs: 1, files: 5, bytes: 100 + 32 + 46 + 30 + 32 });
+    expect(await exists(ttlTail)).toBe(false);
+
+    const old = await jobWithLog(JobStatus.Completed, ago(40 * DAY), 10);
+    const oldTail = await tailDirOf(old.id);
+    expect(await sweeps().retention()).toEqual({ jobs: 1, files: 5, bytes: 10 + 32 + 46 + 30 + 32 });
+    expect(await exists(oldTail)).toBe(false);
+
+    const orphanTail = await tailDirOf(randomUUID());
+    const longAgo = ago(DAY);
+    await utimes(orphanTail, longAgo, longAgo);
+    expect(await sweeps().orphans()).toMatchObject({ files: 3, bytes: 46 + 30 + 32 });
+    expect(await exists(orphanTail)).toBe(false);
+  });
+
+  it('quota: a cleaned job\'s leftover tail segments go with its log and count as freed', async () => {
+    const done = await jobWithLog(JobStatus.Completed, ago(MIN), 100);
+    const tail = await tailDirOf(done.id);
+    // The rows say 100 + 32: a quota of 100 sends the job; what it frees includes the 108 bytes of its tail.
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '100' }).quota()).toEqual({ jobs: 1, files: 5, bytes: 240 });
+    expect(await exists(tail)).toBe(false);
+  });
 
   it('TTL: deletes the logs of jobs terminal for longer than LOG_RETENTION_SECONDS and marks them cleaned', async () => {
     const old = await jobWithLog(JobStatus.Completed, ago(2 * MIN), 100);
@@ -127,6 +166,28 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
     expect(again.jobs).toBe(1);
     expect(await exists(logOf(running))).toBe(true);
     expect(await statusOf(running)).toBe(JobStatus.Running);
+  });
+
+  it('quota at its edge: usage exactly at LOG_TOTAL_MAX_BYTES deletes nothing, one byte more deletes the oldest only', async () => {
+    const oldest = await jobWithLog(JobStatus.Completed, ago(30 * MIN), 1000);
+    const newest = await jobWithLog(JobStatus.Failed, ago(10 * MIN), 1000);
+    // 2 × (1000 + 32) = 2064 bytes stored.
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '2064' }).quota()).toEqual({ jobs: 0, files: 0, bytes: 0 });
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '2063' }).quota()).toEqual({ jobs: 1, files: 2, bytes: 1032 });
+    expect([await statusOf(oldest), await statusOf(newest)]).toEqual([JobStatus.Cleaned, JobStatus.Failed]);
+  });
+
+  it('quota: usage comes from the job rows, not from reading the disk', async () => {
+    // The rows say 100 + 32 bytes each; the files on disk are far larger. A sweep that summed the
+    // directory would delete both; one that trusts the rows (kept exact by the persister) deletes none.
+    const a = await jobWithLog(JobStatus.Completed, ago(30 * MIN), 100);
+    const b = await jobWithLog(JobStatus.Completed, ago(20 * MIN), 100);
+    for (const job of [a, b]) await writeFile(logOf(job), Buffer.alloc(50_000, 'x'));
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '300' }).quota()).toEqual({ jobs: 0, files: 0, bytes: 0 });
+    // And the bytes it reports freeing are the rows' figures too.
+    expect(await sweeps({ LOG_TOTAL_MAX_BYTES: '200' }).quota()).toEqual({ jobs: 1, files: 2, bytes: 132 });
+    expect(await exists(logOf(a))).toBe(false);
+    expect(await exists(logOf(b))).toBe(true);
   });
 
   it('retention: deletes job records terminal for longer than JOB_RETENTION_DAYS, with their logs', async () => {

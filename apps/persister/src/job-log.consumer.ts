@@ -1,17 +1,17 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { CONFIG, createRedis, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, createRedis, FlashpodsConfig, isCluster, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import {
   isTerminal,
   JobErrorCode,
   JobStatus,
   LINES_FIELDS,
+  LogKeep,
   RedisKeys,
   STATUS_FIELDS,
   StatusEvent,
   StreamEntryType,
 } from '@flashpods/contracts';
 import { transitionJob } from '@flashpods/database';
-import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -21,6 +21,7 @@ import { streamEntryFields } from '@flashpods/log-format';
 import { EncodedChunk, LogFileWriter } from './log-file.writer';
 import { Lease, PersisterLeases } from './persister-lease';
 import { planRead } from './read-budget';
+import { persisterMetrics } from './persister.metrics';
 
 interface OwnedJob {
   jobId: string;
@@ -51,6 +52,8 @@ const STATS_INTERVAL_MS = 250;
 const WRITE_RETRY_DELAYS_MS = [500, 1500];
 /** An owned job whose stream gave nothing for this long is checked in Postgres: ended there, it is finished. */
 const ENDED_IDLE_MS = 3000;
+/** On a Redis Cluster the tail reads do not block: the pause after a round that found nothing. */
+const CLUSTER_IDLE_PAUSE_MS = 20;
 
 /**
  * Persists job logs. Runners announce a job on the `active` stream; a persister that reads the
@@ -69,14 +72,14 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
   private readonly loops: Promise<void>[] = [];
   private readonly leases: PersisterLeases;
   private stopping = false;
-  private groupReader!: Redis;
-  private streamReader!: Redis;
+  private groupReader!: RedisClient;
+  private streamReader!: RedisClient;
   /** Round-robin position of the tail loop when it cannot read every stream at once. */
   private readFrom = 0;
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     private readonly ds: DataSource,
   ) {
@@ -225,7 +228,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       if (got.holder.activeEntryId !== entryId) await this.ackEntry(entryId);
       return;
     }
-    const row: { status: JobStatus }[] = await this.ds.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
+    const row: { status: JobStatus; log_keep: LogKeep }[] = await this.ds.query('SELECT status, log_keep FROM jobs WHERE id = $1', [jobId]);
     const ended = row.length === 0 || (isTerminal(row[0].status) && (await this.redis.xlen(this.keys.jobLog(jobId))) === 0);
     if (ended || this.stopping) {
       await this.leases.release(got.lease);
@@ -236,7 +239,10 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       jobId,
       activeEntryId: entryId,
       lease: got.lease,
-      writer: await LogFileWriter.open(this.config.logs.dir, jobId, this.config.logs.maxBytes, () => this.mayWrite(job)),
+      writer: await LogFileWriter.open(this.config.logs.dir, jobId, this.config.logs.maxBytes, {
+        keep: row[0].log_keep,
+        mayRepair: () => this.mayWrite(job),
+      }),
       cursor: '0-0',
       statsWrittenAt: 0,
       statsDirty: true,
@@ -245,6 +251,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       gone: false,
     };
     this.owned.set(jobId, job);
+    persisterMetrics.taken();
     this.log.log(`took job ${jobId} with fence ${got.lease.fence} (resuming after seq ${job.writer.current.lastSeq})`);
   }
 
@@ -266,6 +273,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     if (job.gone) return;
     job.gone = true;
     if (this.owned.get(job.jobId) === job) this.owned.delete(job.jobId);
+    persisterMetrics.dropped();
     this.log.warn(`dropped job ${job.jobId} (fence ${job.lease.fence}): ${why}; writing nothing more`);
     if (!job.busy) await job.writer.close();
     await this.leases.release(job.lease).catch(() => undefined);
@@ -291,11 +299,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
         await sleep(20);
         continue;
       }
-      const reply = (await this.streamReader.xreadBuffer(
-        'COUNT', plan.count, 'BLOCK', 100,
-        'STREAMS', ...plan.jobs.map((j) => this.keys.jobLog(j.jobId)), ...plan.jobs.map((j) => j.cursor),
-      )) as [Buffer, RawEntry[]][] | null;
-      const byKey = new Map((reply ?? []).map(([key, entries]) => [key.toString(), entries]));
+      const byKey = await this.readStreams(plan.jobs, plan.count);
       // Settled one by one: a failing job is logged and read again from its cursor next round, while
       // the others go on (a rejected Promise.all would restart this loop with applies still running).
       const results = await Promise.allSettled(
@@ -316,6 +320,34 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       for (const f of failed) this.log.error(`tail: ${(f.reason as Error).message}; reading that job again shortly`);
       if (failed.length) await sleep(1000);
     }
+  }
+
+  /**
+   * Up to `count` entries of each job's stream after its cursor, by stream key.
+   *
+   * On one server, one XREAD over every stream, blocking up to 100 ms for the first entry. On a
+   * Redis Cluster each job's stream is in a slot of its own (its `{jobId}` hash tag), and one XREAD
+   * must stay within a slot: one read per stream, sent together (ioredis writes them back to back
+   * on each node's connection), none blocking — a blocked read would hold up every read queued
+   * behind it on that node's connection. When none of them returned anything, a short pause
+   * stands in for the block.
+   */
+  private async readStreams(jobs: OwnedJob[], count: number): Promise<Map<string, RawEntry[]>> {
+    type Reply = [Buffer, RawEntry[]][] | null;
+    if (!isCluster(this.streamReader)) {
+      const reply = (await this.streamReader.xreadBuffer(
+        'COUNT', count, 'BLOCK', 100,
+        'STREAMS', ...jobs.map((j) => this.keys.jobLog(j.jobId)), ...jobs.map((j) => j.cursor),
+      )) as Reply;
+      return new Map((reply ?? []).map(([key, entries]) => [key.toString(), entries]));
+    }
+    const reader = this.streamReader;
+    const replies = (await Promise.all(
+      jobs.map((j) => reader.xreadBuffer('COUNT', count, 'STREAMS', this.keys.jobLog(j.jobId), j.cursor)),
+    )) as Reply[];
+    const byKey = new Map(replies.flatMap((r) => r ?? []).map(([key, entries]) => [key.toString(), entries] as const));
+    if (byKey.size === 0) await sleep(CLUSTER_IDLE_PAUSE_MS);
+    return byKey;
   }
 
   private async apply(job: OwnedJob, entries: RawEntry[]): Promise<void> {
@@ -347,6 +379,9 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       if (type === StreamEntryType.Status) {
         if (!(await this.checkLease(job))) return;
         const event = JSON.parse(fields.get(STATUS_FIELDS.event)!.toString()) as StatusEvent;
+        // A `head_tail` log gets its end written before the status is stored (read your writes). A
+        // failure throws: the entry is applied again on the next round, and compose starts over.
+        if (isTerminal(event.status) && !job.writeFailed) await job.writer.finish();
         await this.writeStats(job);
         await transitionJob(this.ds, job.jobId, event.status, {
           at: new Date(event.at),
@@ -380,8 +415,15 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     for (let attempt = 0; ; attempt++) {
       if (!(await this.checkLease(job))) return false;
       try {
-        await job.writer.appendChunks(chunks);
+        const before = { ...job.writer.current };
+        const records = await job.writer.appendChunks(chunks);
         job.statsDirty = true;
+        // Counting must never fail a write that succeeded.
+        try {
+          persisterMetrics.written(chunks.length, records, before, job.writer.current);
+        } catch (err) {
+          this.log.warn(`job ${job.jobId}: metrics: ${(err as Error).message}`);
+        }
         return true;
       } catch (err) {
         const retryable = typeof (err as NodeJS.ErrnoException).code === 'string';
@@ -389,6 +431,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
           await this.failWrites(job, err as Error);
           return true;
         }
+        persisterMetrics.writeRetried();
         this.log.warn(`job ${job.jobId}: log write failed (${(err as Error).message}); retrying`);
         await sleep(WRITE_RETRY_DELAYS_MS[attempt]);
       }
@@ -405,13 +448,14 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     const message = `could not write the log (${cause}); lines after seq ${job.writer.current.lastSeq} were not stored`;
     job.writeFailed = message;
     this.log.error(`job ${job.jobId}: ${message}; failing and cancelling it`);
+    // Stats first: a reader that sees the job `failed` must see the log as it stands (read-your-writes).
+    await this.writeStats(job);
     await transitionJob(this.ds, job.jobId, JobStatus.Failed, { errorCode: JobErrorCode.LogWriteFailed, errorMessage: message });
     await this.redis
       .multi()
       .set(this.keys.jobCancel(job.jobId), '1', 'EX', 24 * 3600)
       .publish(this.keys.cancelChannel, job.jobId)
       .exec();
-    await this.writeStats(job);
   }
 
   /** Stats never go backwards: a stale owner's update (an older `log_last_seq`) changes nothing. */
@@ -450,7 +494,13 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
   private async finish(job: OwnedJob): Promise<void> {
     if (this.owned.get(job.jobId) === job) this.owned.delete(job.jobId);
     job.gone = true;
-    if (!job.writeFailed && this.leases.isValid(job.lease)) await this.writeStats(job);
+    if (!job.writeFailed && this.leases.isValid(job.lease)) {
+      // Ended without its terminal entry reaching us (see finishEndedJobs): its end is composed now.
+      if (!job.busy) {
+        await job.writer.finish().catch((err: Error) => this.log.error(`job ${job.jobId}: composing the end of its log: ${err.message}`));
+      }
+      await this.writeStats(job);
+    }
     if (!job.busy) await job.writer.close();
     // Our entry is acked only if no other persister holds the job by now.
     if ((await this.leases.release(job.lease)) !== 'other') await this.ackEntry(job.activeEntryId);

@@ -1,4 +1,4 @@
-import { LogLevel, LogLine, LogStream } from '@flashpods/contracts';
+import { LogKeep, LogLevel, LogLine, LogStream } from '@flashpods/contracts';
 import {
   detectLevel,
   encodeLines,
@@ -10,13 +10,16 @@ import {
   IndexFlags,
   indexFileName,
   logFileName,
+  IndexRecord,
   readIndexRecord,
+  TailHead,
   truncationMarkerText,
   writeIndexRecord,
 } from '@flashpods/log-format';
 import { constants } from 'node:fs';
 import { FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { TailSegments, TailLine, writeAt } from './tail-segments';
 
 /** Lines as they travel, encoded by the chunk codec. */
 export interface EncodedChunk {
@@ -26,14 +29,31 @@ export interface EncodedChunk {
 }
 
 export interface LogFileState {
-  /** Size of the log file. */
+  /** Size of the log file (for a `head_tail` job past its head: plus its tail segments). */
   bytes: number;
-  /** Lines in the file, the truncation marker included. */
+  /** Lines in the file, the truncation marker included (and, past the head, in the segments). */
   lines: number;
   /** Seq of the last line taken (written, or replaced by the marker). */
   lastSeq: number;
+  /** Lines were, or (a `head_tail` tail over its budget) will be, dropped. */
   truncated: boolean;
 }
+
+export interface LogFileWriterOptions {
+  /** The job's `log_keep`; `head` by default. */
+  keep?: LogKeep;
+  /**
+   * Asked before a failed write cuts the files back: a writer that is no longer the job's owner
+   * must not shorten files its successor has written further.
+   */
+  mayRepair?: () => boolean;
+}
+
+/**
+ * Where new lines go. `head`: the main files. `tail` (`head_tail` only): the tail segments, until
+ * compose. `closed`: nowhere (past the marker of a `head` log; after compose).
+ */
+type Phase = 'head' | 'tail' | 'closed';
 
 /**
  * Not O_APPEND (Node's 'a'/'a+'): with it every write goes to the end whatever position it names.
@@ -54,13 +74,31 @@ const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT;
  * to the last committed size before it rethrows, and the state stays where it was, so a retry
  * writes the same batch at the same place. On open, anything past the last complete index record
  * (a write cut short by a crash) is cut off the same way.
+ *
+ * `log_keep: head_tail`: lines go to the main files while they fit half of the cap (the head);
+ * from the first that does not, every line goes to the tail segments ({@link TailSegments}, which
+ * also says how much disk they may take), and {@link finish}, on the job's terminal status, writes
+ * the marker and the last lines that fit the rest of the cap after the head. A log that fits the
+ * cap whole is stored exactly as `head` would store it.
+ *
+ * Disk of a running `head_tail` job (C = LOG_MAX_BYTES, L = LOG_LINE_MAX_BYTES + 16, the largest
+ * stored line): head + segments stay below C + 2 × (C/8 + L) bytes of log data; during compose
+ * the kept end (≤ C − head) is in the main log too, until the segments go. Each file's index
+ * takes 32 bytes per line beside it.
  */
 export class LogFileWriter {
   private constructor(
+    private readonly dir: string,
+    private readonly jobId: string,
     private readonly log: FileHandle,
     private readonly index: FileHandle,
     private readonly maxBytes: number,
-    private state: LogFileState,
+    private readonly keep: LogKeep,
+    /** Size and records of the main files. */
+    private main: { bytes: number; lines: number },
+    private lastSeq: number,
+    private phase: Phase,
+    private tail: TailSegments | undefined,
     private readonly mayRepair: () => boolean,
   ) {
     this.marker = Buffer.from(truncationMarkerText(maxBytes));
@@ -69,32 +107,70 @@ export class LogFileWriter {
   private readonly marker: Buffer;
   private lastTs = Number.NaN;
   private lastPrefix = Buffer.alloc(0);
+  /** Set by a `head` log's marker, or by compose when it dropped lines. */
+  private markerWritten = false;
 
-  /**
-   * `mayRepair` is asked before a failed write cuts the files back: a writer that is no longer the
-   * job's owner must not shorten files its successor has written further.
-   */
-  static async open(dir: string, jobId: string, maxBytes: number, mayRepair: () => boolean = () => true): Promise<LogFileWriter> {
+  /** The head of a `head_tail` log takes at most this many bytes. */
+  private static headBytes(maxBytes: number): number {
+    return Math.floor(maxBytes / 2);
+  }
+
+  /** Size of a tail segment: a quarter of the tail's half of the cap. */
+  static segmentBytes(maxBytes: number): number {
+    return Math.max(1, Math.ceil((maxBytes - LogFileWriter.headBytes(maxBytes)) / 4));
+  }
+
+  static async open(dir: string, jobId: string, maxBytes: number, options: LogFileWriterOptions = {}): Promise<LogFileWriter> {
+    const keep = options.keep ?? LogKeep.Head;
+    const mayRepair = options.mayRepair ?? (() => true);
     const log = await open(join(dir, logFileName(jobId)), OPEN_FLAGS, 0o644);
     const index = await open(join(dir, indexFileName(jobId)), OPEN_FLAGS, 0o644);
     const indexSize = (await index.stat()).size;
-    const records = Math.floor(indexSize / INDEX_RECORD_BYTES);
-    const state: LogFileState = { bytes: 0, lines: records, lastSeq: 0, truncated: false };
+    let records = Math.floor(indexSize / INDEX_RECORD_BYTES);
+    let bytes = 0;
+    let lastSeq = 0;
+    let flags = 0;
     if (records > 0) {
       const buf = Buffer.alloc(INDEX_RECORD_BYTES);
       await index.read(buf, 0, INDEX_RECORD_BYTES, (records - 1) * INDEX_RECORD_BYTES);
       const last = readIndexRecord(buf, 0);
-      state.bytes = last.offset + last.length;
-      state.lastSeq = last.seq;
-      state.truncated = (last.flags & IndexFlags.Marker) !== 0;
+      bytes = last.offset + last.length;
+      lastSeq = last.seq;
+      flags = last.flags;
+    }
+    const truncated = (flags & (IndexFlags.Marker | IndexFlags.Tail)) !== 0;
+    let phase: Phase = truncated ? 'closed' : 'head';
+    let tail: TailSegments | undefined;
+    if (keep === LogKeep.HeadTail) {
+      tail = await TailSegments.open(dir, jobId, (h) => maxBytes - h.bytes, LogFileWriter.segmentBytes(maxBytes), mayRepair);
+      if (tail) {
+        // Past the head: whatever follows it in the main files is a compose cut short, done again at the end.
+        records = tail.head.lines;
+        bytes = tail.head.bytes;
+        lastSeq = tail.lastSeq;
+        phase = 'tail';
+      }
     }
     if (indexSize !== records * INDEX_RECORD_BYTES) await index.truncate(records * INDEX_RECORD_BYTES);
-    if ((await log.stat()).size !== state.bytes) await log.truncate(state.bytes);
-    return new LogFileWriter(log, index, maxBytes, state, mayRepair);
+    if ((await log.stat()).size !== bytes) await log.truncate(bytes);
+    const w = new LogFileWriter(dir, jobId, log, index, maxBytes, keep, { bytes, lines: records }, lastSeq, phase, tail, mayRepair);
+    w.markerWritten = truncated;
+    return w;
   }
 
   get current(): Readonly<LogFileState> {
-    return this.state;
+    const t = this.phase === 'tail' ? this.tail : undefined;
+    return {
+      bytes: this.main.bytes + (t?.bytes ?? 0),
+      lines: this.main.lines + (t?.lines ?? 0),
+      lastSeq: this.lastSeq,
+      truncated: this.markerWritten || (t?.truncated ?? false),
+    };
+  }
+
+  /** Tail segments on disk (0 outside a `head_tail` tail phase). */
+  get tailSegmentCount(): number {
+    return this.phase === 'tail' ? (this.tail?.segmentCount ?? 0) : 0;
   }
 
   /** Writes the lines not yet written, in one write to each file. Returns how many it wrote. */
@@ -116,9 +192,17 @@ export class LogFileWriter {
     }
     const out = Buffer.allocUnsafe(capacity + storedLineBytes(this.marker.length));
     const index = Buffer.allocUnsafe(lineCount * INDEX_RECORD_BYTES);
+    const headTail = this.keep === LogKeep.HeadTail;
+    const headMax = headTail ? LogFileWriter.headBytes(this.maxBytes) : this.maxBytes;
     let o = 0;
     let records = 0;
-    const next = { ...this.state };
+    // Lines for the tail segments: their bytes follow the main ones in `out`.
+    const tailLines: TailLine[] = [];
+    let tailHead: TailHead | undefined;
+    let lastSeq = this.lastSeq;
+    let phase = this.phase;
+    let bytes = this.main.bytes;
+    let marker = this.markerWritten;
     for (const { data, firstSeq } of chunks) {
       for (let at = 0, seq = firstSeq; at < data.length; seq++) {
         if (at + LINE_HEADER_BYTES > data.length) throw new Error(`truncated line header at byte ${at}`);
@@ -128,41 +212,80 @@ export class LogFileWriter {
         const start = at + LINE_HEADER_BYTES;
         at = start + len;
         if (at > data.length) throw new Error(`line of ${len} bytes overruns its chunk`);
-        if (seq <= next.lastSeq) continue;
-        if (seq !== next.lastSeq + 1) throw new Error(`gap in log: expected seq ${next.lastSeq + 1}, got ${seq}`);
-        next.lastSeq = seq;
-        if (next.truncated) continue;
+        if (seq <= lastSeq) continue;
+        if (seq !== lastSeq + 1) throw new Error(`gap in log: expected seq ${lastSeq + 1}, got ${seq}`);
+        lastSeq = seq;
+        if (phase === 'closed') continue;
         const prefix = this.prefixFor(ts);
         let length = storedLineBytes(len);
+        if (phase === 'head' && headTail && bytes + length > headMax) {
+          // The first line past the head: it and every later line go to the tail.
+          phase = 'tail';
+          tailHead = { lines: this.main.lines + records, bytes, lastSeq: seq - 1, firstTs: ts };
+        }
+        if (phase === 'tail') {
+          prefix.copy(out, o);
+          data.copy(out, o + TIME_PREFIX_BYTES, start, at);
+          out[o + length - 1] = 0x0a;
+          const level = detectLevel(stream, data, start, at);
+          tailLines.push({ seq, ts, offset: o, length, stream, level, flags: 0 });
+          o += length;
+          continue;
+        }
         let level: LogLevel;
         let flags = 0;
         let recordStream = stream;
         // The runner applies the same cap and sends the marker itself; the check here keeps the
         // file within the cap whatever arrives.
-        const isMarker = stream === LogStream.System && len === this.marker.length && this.marker.equals(data.subarray(start, at));
+        const isMarker = !headTail && stream === LogStream.System && len === this.marker.length && this.marker.equals(data.subarray(start, at));
         prefix.copy(out, o);
-        if (isMarker || next.bytes + length > this.maxBytes) {
+        if (isMarker || bytes + length > this.maxBytes) {
           this.marker.copy(out, o + TIME_PREFIX_BYTES);
           length = storedLineBytes(this.marker.length);
           flags = IndexFlags.Marker;
           recordStream = LogStream.System;
           level = LogLevel.Warn;
-          next.truncated = true;
+          phase = 'closed';
+          marker = true;
         } else {
           data.copy(out, o + TIME_PREFIX_BYTES, start, at);
           level = detectLevel(stream, data, start, at);
         }
         out[o + length - 1] = 0x0a;
-        writeIndexRecord({ seq, ts, offset: next.bytes, length, stream: recordStream, level, flags }, index, records * INDEX_RECORD_BYTES);
+        writeIndexRecord({ seq, ts, offset: bytes, length, stream: recordStream, level, flags }, index, records * INDEX_RECORD_BYTES);
         o += length;
         records++;
-        next.bytes += length;
-        next.lines += 1;
+        bytes += length;
       }
     }
-    if (records > 0) await this.commit(out.subarray(0, o), index.subarray(0, records * INDEX_RECORD_BYTES));
-    this.state = next;
-    return records;
+    const mainBytes = bytes - this.main.bytes;
+    if (records > 0) await this.commit(out.subarray(0, mainBytes), index.subarray(0, records * INDEX_RECORD_BYTES));
+    this.main = { bytes, lines: this.main.lines + records };
+    this.markerWritten = marker;
+    if (tailLines.length) {
+      // Committed above: a failure here leaves the head as written, and a retry rewrites it in place.
+      if (!this.tail) {
+        this.tail = await TailSegments.create(this.dir, this.jobId, tailHead!, this.maxBytes - tailHead!.bytes, LogFileWriter.segmentBytes(this.maxBytes), this.mayRepair);
+      }
+      this.phase = 'tail';
+      await this.tail.append(out, tailLines);
+    }
+    this.phase = phase;
+    this.lastSeq = lastSeq;
+    return records + tailLines.length;
+  }
+
+  /**
+   * The job has ended: a `head_tail` log past its head gets its end composed after the head (see
+   * {@link TailSegments.compose}); nothing is taken after this. Safe to call again, and for `head`.
+   */
+  async finish(): Promise<void> {
+    if (this.phase !== 'tail' || !this.tail) return;
+    const composed = await this.tail.compose(this.log, this.index, this.marker);
+    this.main = { bytes: composed.bytes, lines: composed.lines };
+    this.markerWritten = composed.truncated;
+    this.tail = undefined;
+    this.phase = 'closed';
   }
 
   /**
@@ -171,8 +294,8 @@ export class LogFileWriter {
    */
   private async commit(lines: Buffer, records: Buffer): Promise<void> {
     try {
-      await writeAt(this.log, lines, this.state.bytes);
-      await writeAt(this.index, records, this.state.lines * INDEX_RECORD_BYTES);
+      await writeAt(this.log, lines, this.main.bytes);
+      await writeAt(this.index, records, this.main.lines * INDEX_RECORD_BYTES);
     } catch (err) {
       if (this.mayRepair()) await this.cutBack().catch(() => undefined);
       throw err;
@@ -181,8 +304,8 @@ export class LogFileWriter {
 
   /** Shortens both files to the committed state (never lengthens them: that would write zeros). */
   private async cutBack(): Promise<void> {
-    const logSize = this.state.bytes;
-    const indexSize = this.state.lines * INDEX_RECORD_BYTES;
+    const logSize = this.main.bytes;
+    const indexSize = this.main.lines * INDEX_RECORD_BYTES;
     if ((await this.log.stat()).size > logSize) await this.log.truncate(logSize);
     if ((await this.index.stat()).size > indexSize) await this.index.truncate(indexSize);
   }
@@ -197,15 +320,6 @@ export class LogFileWriter {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.log.close(), this.index.close()]);
-  }
-}
-
-/** `buf` at `position`, all of it: a write may store only part (the disk filling up mid-write). */
-async function writeAt(file: FileHandle, buf: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < buf.length; ) {
-    const { bytesWritten } = await file.write(buf, done, buf.length - done, position + done);
-    if (bytesWritten === 0) throw new Error(`wrote 0 of ${buf.length - done} bytes at ${position + done}`);
-    done += bytesWritten;
+    await Promise.allSettled([this.log.close(), this.index.close(), this.tail?.close()]);
   }
 }

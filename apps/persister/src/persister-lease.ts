@@ -1,5 +1,5 @@
 import { RedisKeys } from '@flashpods/contracts';
-import Redis from 'ioredis';
+import { RedisClient } from '@flashpods/config';
 import { performance } from 'node:perf_hooks';
 
 /** A job's persister lease as this persister holds it. */
@@ -64,12 +64,12 @@ interface LeaseCommands {
  * without asking Redis.
  */
 export class PersisterLeases {
-  private readonly redis: Redis & LeaseCommands;
+  private readonly redis: RedisClient & LeaseCommands;
   /** A lease is trusted locally only until this long before Redis could let it expire. */
   readonly marginMs: number;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly consumer: string,
     readonly ttlMs: number,
@@ -78,7 +78,7 @@ export class PersisterLeases {
     redis.defineCommand('fpLeaseRenew', { numberOfKeys: 1, lua: RENEW });
     redis.defineCommand('fpLeaseRelease', { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand('fpLeaseTrim', { numberOfKeys: 2, lua: FENCED_TRIM });
-    this.redis = redis as Redis & LeaseCommands;
+    this.redis = redis as RedisClient & LeaseCommands;
     // Renewals come every TTL/3; trusting a lease for 2/3 of the TTL leaves one renewal of slack.
     this.marginMs = Math.ceil(ttlMs / 3);
   }
@@ -93,16 +93,24 @@ export class PersisterLeases {
     return { acquired: false, holder: parseLease(value) };
   }
 
-  /** Renews the leases still ours, in one round trip; returns which were. */
+  /**
+   * Renews the leases still ours; returns which were. The renewals are sent together, not as one
+   * pipeline: on a Redis Cluster each job's lease is in its own slot, and an ioredis pipeline must
+   * stay on one node. ioredis writes them back to back, so on one server it is one round trip still.
+   */
   async renew(leases: Lease[]): Promise<boolean[]> {
     if (leases.length === 0) return [];
     const sentAt = performance.now();
-    const pipeline = this.redis.pipeline() as unknown as LeaseCommands & { exec(): Promise<[Error | null, unknown][] | null> };
-    for (const l of leases) pipeline.fpLeaseRenew(this.keys.jobPersisterLease(l.jobId), l.value, this.ttlMs);
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await Promise.allSettled(
+      leases.map((l) => this.redis.fpLeaseRenew(this.keys.jobPersisterLease(l.jobId), l.value, this.ttlMs)),
+    );
+    // A renewal that failed (Redis unreachable, a failover outlasting the retries) says nothing of
+    // whose the lease is: the caller retries; until then `isValid` keeps writes safe.
+    const failed = replies.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     return leases.map((l, i) => {
-      const [err, reply] = replies[i] ?? [new Error('no reply'), 0];
-      if (err || reply !== 1) return false;
+      const r = replies[i] as PromiseFulfilledResult<number>;
+      if (r.value !== 1) return false;
       l.renewedAt = Math.max(l.renewedAt, sentAt);
       return true;
     });

@@ -1,14 +1,13 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { CONFIG, createRedis, FlashpodsConfig, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, createRedis, FlashpodsConfig, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import { RedisKeys } from '@flashpods/contracts';
-import Redis from 'ioredis';
 import { JobRunnerService } from './job-runner.service';
 
 /** Cancel requests are published to every runner; the one holding the job kills it. */
 @Injectable()
 export class CancelListener implements OnModuleInit, OnApplicationShutdown {
   private readonly log = new Logger(CancelListener.name);
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,

@@ -1,13 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
-import { JobErrorCode, JobStatus, RedisKeys, StatusEvent } from '@flashpods/contracts';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
+import { JobErrorCode, JobStatus, LogKeep, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { JobEntity, transitionJob } from '@flashpods/database';
 import { isFenced, JobLogPublisher, parseProgress, ShipProgress, takeJobStream } from '@flashpods/job-stream';
 import { SecretMasker } from '@flashpods/log-format';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { EXECUTOR, ExecFailure, ExecIO, ExecResult, Executor, Orphan } from './executors/executor';
 import { LogCapture } from './log-capture';
+import { runnerMetrics } from './runner.metrics';
 
 type KillReason = 'timeout' | 'cancel';
 
@@ -31,7 +31,7 @@ export class JobRunnerService {
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     @Inject(EXECUTOR) private readonly executor: Executor,
     private readonly ds: DataSource,
@@ -54,11 +54,11 @@ export class JobRunnerService {
     return kill !== undefined;
   }
 
-  publisherFor(jobId: string, token: string, progress?: ShipProgress): JobLogPublisher {
+  publisherFor(jobId: string, token: string, logKeep: LogKeep, progress?: ShipProgress): JobLogPublisher {
     return new JobLogPublisher(
       this.redis,
       { keys: this.keys, jobId, token },
-      { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes },
+      { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes, logKeep, observer: runnerMetrics.publisher },
       progress,
     );
   }
@@ -74,6 +74,7 @@ export class JobRunnerService {
       this.log.log(`job ${jobId} is ${job.status}, not pending; skipped`);
       return;
     }
+    runnerMetrics.claimed(job);
     let token: string;
     let secrets: Record<string, string>;
     try {
@@ -86,9 +87,19 @@ export class JobRunnerService {
       const message = `could not start: ${(err as Error).message}`;
       this.log.error(`job ${jobId}: ${message}`);
       await transitionJob(this.ds, jobId, JobStatus.Failed, { runnerId, exitCode: null, errorCode: JobErrorCode.RunnerError, errorMessage: message });
+      runnerMetrics.finished(job, { status: JobStatus.Failed, error: { code: JobErrorCode.RunnerError, message } });
       return;
     }
-    const publisher = this.publisherFor(jobId, token);
+    const publisher = this.publisherFor(jobId, token, job.logKeep);
+    const missing = job.secretNames.filter((name) => secrets[name] === undefined);
+    if (missing.length) {
+      // Never run a job without the secrets it was given: it would run, and print, as if it had them.
+      await this.report(job, publisher, {
+        status: JobStatus.Failed, at: Date.now(), runnerId, exitCode: null,
+        error: { code: JobErrorCode.RunnerError, message: `the values of secrets ${missing.join(', ')} are gone from Redis; submit the job again` },
+      });
+      return;
+    }
     const masker = new SecretMasker(Object.values(secrets));
     await this.track(
       job,
@@ -120,13 +131,27 @@ export class JobRunnerService {
   async resume(job: JobEntity, orphan: Orphan, token: string, progress: ShipProgress): Promise<void> {
     // Secret values were dropped from Redis once the container started; it still has them.
     const masker = new SecretMasker(job.secretNames.map((n) => orphan.env[n]).filter((v) => v !== undefined));
-    const publisher = this.publisherFor(job.id, token, progress);
-    await this.redis.xadd(this.keys.activeJobs, '*', 'job', job.id);
-    await publisher.system(
-      `runner ${this.config.runner.id} restarted: re-attached to container ${orphan.handle.slice(0, 12)} after line ${progress.seq}`,
-    );
-    if (job.status === JobStatus.Starting) {
-      await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId: this.config.runner.id });
+    const publisher = this.publisherFor(job.id, token, job.logKeep, progress);
+    runnerMetrics.resumed();
+    try {
+      await this.redis.xadd(this.keys.activeJobs, '*', 'job', job.id);
+      await publisher.system(
+        `runner ${this.config.runner.id} restarted: re-attached to container ${orphan.handle.slice(0, 12)} after line ${progress.seq}`,
+      );
+      if (job.status === JobStatus.Starting) {
+        await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId: this.config.runner.id });
+      }
+    } catch (err) {
+      // Not resumed, and this runner is alive: nobody else would end the job before its timeout.
+      if (isFenced(err)) return;
+      const message = `could not resume: ${masker.maskString((err as Error).message)}`;
+      this.log.error(`job ${job.id}: ${message}`);
+      await this.report(job, publisher, {
+        status: JobStatus.Failed, at: Date.now(), runnerId: this.config.runner.id, exitCode: null,
+        error: { code: JobErrorCode.RunnerError, message },
+      });
+      await this.executor.discard(orphan.handle).catch((e: Error) => this.log.warn(`job ${job.id}: removing its container: ${e.message}`));
+      return;
     }
     const ranFor = Date.now() - (job.runningAt ?? job.startedAt ?? new Date()).getTime();
     await this.track(
@@ -235,6 +260,7 @@ export class JobRunnerService {
       }).catch((err: Error) => this.log.error(`job ${jobId}: recording its end failed too: ${err.message}`));
     }
     await this.redis.del(this.keys.jobSecrets(jobId), this.keys.jobCancel(jobId)).catch(() => undefined);
+    runnerMetrics.finished(job, outcome, lastError !== undefined);
     this.log.log(`job ${jobId} ${outcome.status}${outcome.exitCode != null ? ` (exit ${outcome.exitCode})` : ''}`);
   }
 
@@ -261,7 +287,7 @@ export class JobRunnerService {
     const base = { at: Date.now(), runnerId: this.config.runner.id, exitCode: null };
     if (killedFor === 'cancel') return { ...base, status: JobStatus.Cancelled, error: null };
     if (killedFor === 'timeout') return { ...base, status: JobStatus.TimedOut, error: null };
-    if (err instanceof ExecFailure) return { ...base, status: JobStatus.Failed, error: err.error };
+    if (err instanceof ExecFailure) return { ...base, status: JobStatus.Failed, error: { ...err.error, message: masker.maskString(err.error.message) } };
     this.log.error(`job run failed: ${masker.maskString(err.message)}`);
     return {
       ...base,

@@ -23,6 +23,7 @@ export class JobsWorker implements OnApplicationBootstrap, BeforeApplicationShut
   private watchdog: NodeJS.Timeout | undefined;
   private lastFetch = Date.now();
   private stopping = false;
+  private starting: Promise<void> = Promise.resolve();
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
@@ -31,8 +32,28 @@ export class JobsWorker implements OnApplicationBootstrap, BeforeApplicationShut
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const resumed = await this.reattach.reattach();
-    if (resumed) this.log.log(`resumed ${resumed} job(s) left by a previous run`);
+    // Not awaited: start-up completes (logs flushed, shutdown hooks on) while this retries.
+    this.starting = this.startWhenReattached().catch((err: Error) => this.log.error(`could not start taking jobs: ${err.message}`));
+  }
+
+  /**
+   * New work only once what a previous run left is picked up again. A failure here (the engine or
+   * Redis not answering yet) is retried: giving up would leave those jobs to the janitor.
+   */
+  private async startWhenReattached(): Promise<void> {
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        const resumed = await this.reattach.reattach();
+        if (resumed) this.log.log(`resumed ${resumed} job(s) left by a previous run`);
+        break;
+      } catch (err) {
+        if (this.stopping) return;
+        const delay = Math.min(1000 * attempt, 10_000);
+        this.log.warn(`re-attaching failed (${(err as Error).message}); trying again in ${delay / 1000} s before taking new jobs`);
+        for (const until = Date.now() + delay; !this.stopping && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    if (this.stopping) return;
     this.queue = new Queue(QueueName.Jobs, bullRootOptions(this.config, 'runner-queue'));
     this.startWorker();
     this.watchdog = setInterval(() => void this.check().catch((e: Error) => this.log.warn(`watchdog: ${e.message}`)), WATCHDOG_MS);
@@ -40,6 +61,7 @@ export class JobsWorker implements OnApplicationBootstrap, BeforeApplicationShut
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
     this.stopping = true;
+    await this.starting;
     clearInterval(this.watchdog);
     const graceMs = this.config.runner.shutdownGraceSeconds * 1000;
     this.log.log(`${signal ?? 'shutdown'}: taking no more jobs; ${this.runner.runningJobIds.length} running, waiting up to ${graceMs / 1000} s`);

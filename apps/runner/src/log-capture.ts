@@ -1,6 +1,7 @@
 import { LogStream } from '@flashpods/contracts';
 import { LineFramer, SecretMasker } from '@flashpods/log-format';
 import { JobLogPublisher } from '@flashpods/job-stream';
+import { runnerMetrics } from './runner.metrics';
 
 type Output = LogStream.Stdout | LogStream.Stderr;
 
@@ -53,6 +54,7 @@ export class LogCapture {
       this.skip[stream]--;
       return undefined;
     }
+    runnerMetrics.captured(stream, line.length);
     // The publisher copies the bytes into its chunk at once, so a view into the transport's
     // buffer is safe to pass.
     return this.publisher.line(stream, this.masker.mask(line), ts);

@@ -1,9 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import { ACTIVE_STATUSES, JobErrorCode, JobStatus, RedisKeys } from '@flashpods/contracts';
 import { JobEntity } from '@flashpods/database';
 import { endJobThroughStream, parseProgress, StreamEndedError, takeJobStream } from '@flashpods/job-stream';
-import Redis from 'ioredis';
 import { DataSource, In } from 'typeorm';
 import { EXECUTOR, Executor } from './executors/executor';
 import { JobRunnerService } from './job-runner.service';
@@ -20,7 +19,7 @@ export class ReattachService {
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     @Inject(EXECUTOR) private readonly executor: Executor,
     private readonly runner: JobRunnerService,
@@ -68,7 +67,7 @@ export class ReattachService {
         this.keys,
         job.id,
         runnerId,
-        { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes },
+        { ...this.config.stream, logMaxBytes: this.config.logs.maxBytes, logKeep: job.logKeep },
         `failed: ${JobErrorCode.RunnerLost}: ${message}`,
         { status: JobStatus.Failed, at: Date.now(), runnerId, exitCode: null, error: { code: JobErrorCode.RunnerLost, message } },
       ).catch((err: Error) => {

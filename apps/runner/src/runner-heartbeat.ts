@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, FlashpodsConfig, getMany, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import { ACTIVE_STATUSES, JobStatus, RedisKeys } from '@flashpods/contracts';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { EXECUTOR, Executor } from './executors/executor';
 import { JobRunnerService } from './job-runner.service';
@@ -24,7 +23,7 @@ export class RunnerHeartbeat implements OnApplicationBootstrap, OnApplicationShu
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     @Inject(EXECUTOR) private readonly executor: Executor,
     private readonly runner: JobRunnerService,
@@ -52,20 +51,24 @@ export class RunnerHeartbeat implements OnApplicationBootstrap, OnApplicationShu
     }
   }
 
-  /** Sets the heartbeat key, and clears any suspicion the liveness sweep recorded while it was missing. */
+  /**
+   * Sets the heartbeat key, then clears any suspicion the liveness sweep recorded while it was
+   * missing. Two commands, not a MULTI: the keys are in different slots on a Redis Cluster. In
+   * this order nothing is lost between them: a sweep that sees the fresh heartbeat clears the
+   * suspicion itself.
+   */
   private async beat(): Promise<void> {
     const id = this.config.runner.id;
-    await this.redis
-      .multi()
-      .set(this.keys.runnerAlive(id), JSON.stringify({ at: Date.now(), jobs: this.runner.runningJobIds }), 'EX', this.config.runner.heartbeatSeconds * 3)
-      .del(this.keys.runnerSuspect(id))
-      .exec();
+    await this.redis.set(
+      this.keys.runnerAlive(id), JSON.stringify({ at: Date.now(), jobs: this.runner.runningJobIds }), 'EX', this.config.runner.heartbeatSeconds * 3,
+    );
+    await this.redis.del(this.keys.runnerSuspect(id));
   }
 
   private async recheckCancels(): Promise<void> {
     const ids = this.runner.runningJobIds;
     if (ids.length === 0) return;
-    const flags = await this.redis.mget(...ids.map((id) => this.keys.jobCancel(id)));
+    const flags = await getMany(this.redis, ids.map((id) => this.keys.jobCancel(id)));
     ids.forEach((id, i) => {
       if (flags[i] !== null && this.runner.kill(id, 'cancel')) this.log.log(`cancelling job ${id} (flag seen on heartbeat)`);
     });

@@ -10,6 +10,7 @@ import { JobRunnerService } from './job-runner.service';
 import { JobsWorker } from './jobs.worker';
 import { ReattachService } from './reattach.service';
 import { RunnerHeartbeat } from './runner-heartbeat';
+import { RunnerMetricsEndpoint } from './runner-metrics.endpoint';
 
 @Module({
   imports: [FlashpodsConfigModule, DatabaseModule],
@@ -27,6 +28,7 @@ import { RunnerHeartbeat } from './runner-heartbeat';
     JobsWorker,
     RunnerHeartbeat,
     CancelListener,
+    RunnerMetricsEndpoint,
   ],
 })
 export class RunnerModule {}

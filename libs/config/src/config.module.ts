@@ -1,9 +1,12 @@
 import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import type { DefaultJobOptions, JobsOptions, QueueOptions } from 'bullmq';
-import Redis, { RedisOptions } from 'ioredis';
+import { RedisOptions } from 'ioredis';
+import { LoggerModule } from 'nestjs-pino';
 import { redisKeys, RedisKeys } from '@flashpods/contracts';
 import { FlashpodsConfig, getConfig } from './flashpods.config';
+import { RedisClient } from './redis-client';
 import { createRedis } from './redis.factory';
+import { loggerModuleParams } from './service-logger';
 
 export const CONFIG = Symbol('FLASHPODS_CONFIG');
 export const REDIS = Symbol('FLASHPODS_REDIS');
@@ -19,7 +22,7 @@ export function bullRootOptions(config: FlashpodsConfig, name: string, extra: Re
   };
   return {
     connection: createRedis(config, `bull-${name}`, extra),
-    prefix: redisKeys(config.redis.prefix).bullPrefix,
+    prefix: keysOf(config).bullPrefix,
     defaultJobOptions,
   };
 }
@@ -34,20 +37,26 @@ export function runJobOptions(jobId: string): JobsOptions {
   return { jobId, attempts: 10, backoff: { type: 'exponential', delay: 1000 } };
 }
 
+/** The key names for this configuration (BullMQ's prefix depends on whether Redis is a cluster). */
+export function keysOf(config: FlashpodsConfig): RedisKeys {
+  return redisKeys(config.redis.prefix, { cluster: config.redis.cluster !== undefined });
+}
+
 class RedisCloser implements OnApplicationShutdown {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+  constructor(@Inject(REDIS) private readonly redis: RedisClient) {}
   async onApplicationShutdown(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
 
-/** The validated config, the process's command connection to Redis, and its key names. */
+/** The validated config, the process's command connection to Redis, its key names, and its logger (pino). */
 @Global()
 @Module({
+  imports: [LoggerModule.forRootAsync({ useFactory: loggerModuleParams })],
   providers: [
     { provide: CONFIG, useFactory: () => getConfig() },
     { provide: REDIS, inject: [CONFIG], useFactory: (c: FlashpodsConfig) => createRedis(c, 'commands') },
-    { provide: REDIS_KEYS, inject: [CONFIG], useFactory: (c: FlashpodsConfig): RedisKeys => redisKeys(c.redis.prefix) },
+    { provide: REDIS_KEYS, inject: [CONFIG], useFactory: (c: FlashpodsConfig): RedisKeys => keysOf(c) },
     RedisCloser,
   ],
   exports: [CONFIG, REDIS, REDIS_KEYS],

@@ -21,3 +21,64 @@ describe('JOB_TIMEOUT_MAX_SECONDS', () => {
     ).toThrow(/JOB_TIMEOUT_DEFAULT_SECONDS/);
   });
 });
+
+describe('Redis Cluster configuration', () => {
+  it('REDIS_CLUSTER_NODES gives the nodes; a one-server REDIS_URL alone gives no cluster', () => {
+    expect(loadConfig({}).redis.cluster).toBeUndefined();
+    expect(loadConfig({ REDIS_URL: 'redis://10.0.0.5:6380' }).redis.cluster).toBeUndefined();
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7101, redis-2:7102,[::1]:7103' }).redis.cluster).toEqual({
+      nodes: [
+        { host: '127.0.0.1', port: 7101 },
+        { host: 'redis-2', port: 7102 },
+        { host: '::1', port: 7103 },
+      ],
+      username: undefined,
+      password: undefined,
+    });
+  });
+
+  it('a redis+cluster:// URL gives the nodes and the credentials', () => {
+    expect(loadConfig({ REDIS_URL: 'redis+cluster://app:s%40cret@r1:7000,r2:7001' }).redis.cluster).toEqual({
+      nodes: [
+        { host: 'r1', port: 7000 },
+        { host: 'r2', port: 7001 },
+      ],
+      username: 'app',
+      password: 's@cret',
+    });
+    // REDIS_CLUSTER_NODES wins for the nodes; the URL still gives the password.
+    expect(loadConfig({ REDIS_URL: 'redis://:pw@ignored:1', REDIS_CLUSTER_NODES: 'a:1' }).redis.cluster).toEqual({
+      nodes: [{ host: 'a', port: 1 }],
+      username: undefined,
+      password: 'pw',
+    });
+  });
+
+  it.each([
+    ['REDIS_CLUSTER_NODES', '127.0.0.1', /REDIS_CLUSTER_NODES: "127.0.0.1" is not host:port/],
+    ['REDIS_CLUSTER_NODES', 'a:1,,b:2', /REDIS_CLUSTER_NODES: "" is not host:port/],
+    ['REDIS_CLUSTER_NODES', 'a:70000', /REDIS_CLUSTER_NODES: "a:70000" is not host:port/],
+    ['REDIS_CLUSTER_NODES', ' ', /REDIS_CLUSTER_NODES: expected host:port,host:port/],
+    ['REDIS_URL', 'redis+cluster://r1', /REDIS_URL: "r1" is not host:port/],
+    ['REDIS_URL', 'http://r1:6379', /REDIS_URL: expected redis:\/\/, rediss:\/\/ or redis\+cluster:\/\//],
+    ['REDIS_URL', 'not a url', /REDIS_URL: Invalid url/],
+  ])('%s=%j is refused with a message naming it', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+});
+
+describe('METRICS_PORT, METRICS_REFRESH_SECONDS and LOG_LEVEL', () => {
+  it('default to no metrics endpoint, a 15 s refresh and info', () => {
+    const c = loadConfig({});
+    expect([c.metrics, c.logLevel]).toEqual([{ port: 0, host: '0.0.0.0', refreshSeconds: 15 }, 'info']);
+  });
+
+  it('refuse what is not a port, a refresh under 1 s, or an unknown level, naming the variable', () => {
+    expect(() => loadConfig({ METRICS_PORT: '70000' })).toThrow(/METRICS_PORT/);
+    expect(() => loadConfig({ METRICS_PORT: 'nine' })).toThrow(/METRICS_PORT/);
+    expect(() => loadConfig({ METRICS_REFRESH_SECONDS: '0' })).toThrow(/METRICS_REFRESH_SECONDS/);
+    expect(() => loadConfig({ LOG_LEVEL: 'verbose' })).toThrow(/LOG_LEVEL/);
+    expect(loadConfig({ METRICS_PORT: '9464', LOG_LEVEL: 'debug' })).toMatchObject({ metrics: { port: 9464 }, logLevel: 'debug' });
+  });
+});

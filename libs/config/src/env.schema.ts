@@ -13,12 +13,72 @@ const bool = (def: boolean) =>
     .default(def ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1');
 
+/** `redis+cluster://[user:password@]host:port,host:port,...`: a Redis Cluster, given by some of its nodes. */
+export const REDIS_CLUSTER_SCHEME = 'redis+cluster://';
+
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/**
+ * `host:port,host:port,...` (an IPv6 host in brackets: `[::1]:7000`) as a list of nodes; throws
+ * an Error saying which entry is wrong.
+ */
+export function parseRedisNodes(list: string): RedisNode[] {
+  const entries = list.split(',').map((e) => e.trim());
+  if (entries.length === 0 || entries.every((e) => e === '')) throw new Error('expected host:port,host:port,... (at least one node)');
+  return entries.map((entry) => {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/.exec(entry);
+    const port = m ? Number(m[3]) : NaN;
+    if (!m || port < 1 || port > 65535) throw new Error(`"${entry}" is not host:port`);
+    return { host: m[1] ?? m[2], port };
+  });
+}
+
+/** The credentials and nodes of a `redis+cluster://` URL. */
+export function parseClusterUrl(url: string): { nodes: RedisNode[]; username?: string; password?: string } {
+  const rest = url.slice(REDIS_CLUSTER_SCHEME.length).replace(/\/+$/, '');
+  const at = rest.lastIndexOf('@');
+  const auth = at === -1 ? '' : rest.slice(0, at);
+  const colon = auth.indexOf(':');
+  const username = decodeURIComponent(colon === -1 ? auth : auth.slice(0, colon)) || undefined;
+  const password = colon === -1 ? undefined : decodeURIComponent(auth.slice(colon + 1)) || undefined;
+  return { nodes: parseRedisNodes(rest.slice(at + 1)), username, password };
+}
+
+const redisUrl = z
+  .string()
+  .default('redis://127.0.0.1:6379')
+  .superRefine((v, ctx) => {
+    try {
+      if (v.startsWith(REDIS_CLUSTER_SCHEME)) parseClusterUrl(v);
+      else if (!['redis:', 'rediss:'].includes(new URL(v).protocol)) throw new Error('expected redis://, rediss:// or redis+cluster://');
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as NodeJS.ErrnoException).code === 'ERR_INVALID_URL' ? 'Invalid url' : (err as Error).message });
+    }
+  });
+
+const redisClusterNodes = z
+  .string()
+  .optional()
+  .superRefine((v, ctx) => {
+    if (v === undefined) return;
+    try {
+      parseRedisNodes(v);
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+    }
+  });
+
 /**
  * Every environment variable Flashpods reads, with its default. The README's table is
  * generated from reading this file: keep the two in step.
  */
 export const envSchema = z.object({
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  REDIS_URL: redisUrl,
+  /** Nodes of a Redis Cluster (some are enough: the rest are discovered). Set, it wins over REDIS_URL's host. */
+  REDIS_CLUSTER_NODES: redisClusterNodes,
   REDIS_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only')
@@ -65,6 +125,12 @@ export const envSchema = z.object({
   STREAM_MAX_UNPERSISTED_ENTRIES: int(512, 8),
   PERSISTER_CLAIM_IDLE_MS: int(15000, 1000),
   LOG_FORMAT: z.enum(['json', 'text']).default('text'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Runner, persister, janitor: where /metrics is served; 0 (the default) serves none. The API serves it on API_PORT. */
+  METRICS_PORT: int(0, 0, 65535),
+  METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  /** How often gauges that need a Postgres query are refreshed (never on a scrape). */
+  METRICS_REFRESH_SECONDS: int(15, 1),
 });
 
 export type Env = z.infer<typeof envSchema>;

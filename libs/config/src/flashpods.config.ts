@@ -1,10 +1,15 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { envSchema } from './env.schema';
+import { envSchema, parseClusterUrl, parseRedisNodes, REDIS_CLUSTER_SCHEME, RedisNode } from './env.schema';
 
 /** The typed, validated configuration every service reads. Built once per process. */
 export interface FlashpodsConfig {
-  redis: { url: string; prefix: string };
+  redis: {
+    url: string;
+    prefix: string;
+    /** Set when Redis is a Redis Cluster (REDIS_CLUSTER_NODES, or a `redis+cluster://` REDIS_URL). */
+    cluster?: { nodes: RedisNode[]; username?: string; password?: string };
+  };
   databaseUrl: string;
   logs: {
     dir: string;
@@ -60,6 +65,14 @@ export interface FlashpodsConfig {
     sseClientBufferBytes: number;
   };
   logFormat: 'json' | 'text';
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  metrics: {
+    /** 0: no metrics endpoint (the API serves /metrics on its own port whatever this says). */
+    port: number;
+    host: string;
+    /** Gauges that need Postgres are refreshed this often, never per scrape. */
+    refreshSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -77,7 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
     throw new ConfigError('Invalid environment: JOB_TIMEOUT_DEFAULT_SECONDS: exceeds JOB_TIMEOUT_MAX_SECONDS');
   }
   return Object.freeze({
-    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
+    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX, cluster: clusterOf(e.REDIS_URL, e.REDIS_CLUSTER_NODES) },
     databaseUrl: e.DATABASE_URL,
     logs: {
       dir: resolve(e.LOG_DIR),
@@ -133,7 +146,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
       sseClientBufferBytes: e.API_SSE_CLIENT_BUFFER_BYTES,
     },
     logFormat: e.LOG_FORMAT,
+    logLevel: e.LOG_LEVEL,
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST, refreshSeconds: e.METRICS_REFRESH_SECONDS },
   });
+}
+
+/**
+ * The cluster REDIS_CLUSTER_NODES or a `redis+cluster://` REDIS_URL names. With both, the nodes
+ * come from REDIS_CLUSTER_NODES and the credentials (if any) from the URL, whatever its scheme.
+ */
+function clusterOf(url: string, nodes: string | undefined): FlashpodsConfig['redis']['cluster'] {
+  const fromUrl = url.startsWith(REDIS_CLUSTER_SCHEME) ? parseClusterUrl(url) : undefined;
+  if (nodes === undefined) return fromUrl;
+  const auth = fromUrl ?? new URL(url);
+  return {
+    nodes: parseRedisNodes(nodes),
+    username: auth.username ? decodeURIComponent(auth.username) : undefined,
+    password: auth.password ? decodeURIComponent(auth.password) : undefined,
+  };
+}
+
+/** Where Redis is, for messages: `host:port`, or the cluster's nodes. */
+export function describeRedis(config: FlashpodsConfig): string {
+  const c = config.redis.cluster;
+  return c ? `cluster ${c.nodes.map((n) => `${n.host}:${n.port}`).join(',')}` : new URL(config.redis.url).host;
 }
 
 let cached: FlashpodsConfig | undefined;

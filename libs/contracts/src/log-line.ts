@@ -46,3 +46,15 @@ export interface LogLine {
   stream: LogStream;
   text: Buffer;
 }
+
+/**
+ * What a job's stored log keeps once it passes LOG_MAX_BYTES. `head` (the default, seed 000):
+ * the beginning, then the truncation marker. `head_tail`: the first half of the cap, the marker,
+ * then the job's last lines in the rest, so the end (where the error usually is) survives.
+ */
+export enum LogKeep {
+  Head = 'head',
+  HeadTail = 'head_tail',
+}
+
+export const LOG_KEEP_VALUES = [LogKeep.Head, LogKeep.HeadTail] as const;

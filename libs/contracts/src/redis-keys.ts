@@ -2,9 +2,14 @@
  * Every Redis key and channel outside BullMQ's own, under one prefix so test runs never meet.
  * A job's own keys carry the job id as a hash tag (`{id}`), so they share one Redis Cluster slot
  * and one Lua script may touch them together (the fenced publish checks the owner, appends to the
- * stream and records progress in one step).
+ * stream and records progress in one step); different jobs' keys spread over the shards.
+ * Every other key is a single-key command's (or a script's single key), so on a cluster it may
+ * live anywhere; commands over several of them are split per key by the services.
+ *
+ * `cluster`: BullMQ's own keys must then share one slot (its scripts touch many keys of a queue):
+ * its prefix becomes `{prefix}:bull`, a hash tag. On one server it stays `prefix:bull`, as before.
  */
-export function redisKeys(prefix: string) {
+export function redisKeys(prefix: string, options: { cluster?: boolean } = {}) {
   const job = (kind: string) => (jobId: string) => `${prefix}:${kind}:{${jobId}}`;
   return {
     /** Stream of job ids whose logs must be persisted; read by the persisters' consumer group. */
@@ -49,8 +54,8 @@ export function redisKeys(prefix: string) {
     rateLimit: (tokenId: string, window: number) => `${prefix}:rl:${tokenId}:${window}`,
     /** A log ticket (by the SHA-256 of the ticket, hex): the job and caller it opens, with a TTL. */
     logTicket: (digestHex: string) => `${prefix}:ticket:${digestHex}`,
-    /** Prefix BullMQ uses for its queues. */
-    bullPrefix: `${prefix}:bull`,
+    /** Prefix BullMQ uses for its queues (a hash tag on a cluster, see above). */
+    bullPrefix: options.cluster ? `{${prefix}}:bull` : `${prefix}:bull`,
   };
 }
 

@@ -3,9 +3,11 @@ import { ApiTokenEntity } from './api-token.entity';
 import { JobEntity } from './job.entity';
 import { InitialSchema1763680000000 } from './migrations/1763680000000-initial-schema';
 import { ApiTokens1763690000000 } from './migrations/1763690000000-api-tokens';
+import { LogKeep1763750000000 } from './migrations/1763750000000-log-keep';
+import { TerminalJobsIndex1764660000000 } from './migrations/1764660000000-terminal-jobs-index';
 
 export const ENTITIES = [JobEntity, ApiTokenEntity];
-export const MIGRATIONS = [InitialSchema1763680000000, ApiTokens1763690000000];
+export const MIGRATIONS = [InitialSchema1763680000000, ApiTokens1763690000000, LogKeep1763750000000, TerminalJobsIndex1764660000000];
 
 /** Any fixed 64-bit number: all Flashpods services agree on it to serialise migrations. */
 const MIGRATION_LOCK_ID = 7_262_024_011;

@@ -1,4 +1,4 @@
-import { JobErrorCode, JobStatus } from '@flashpods/contracts';
+import { JobErrorCode, JobStatus, LogKeep } from '@flashpods/contracts';
 import { Column, Entity, PrimaryColumn, ValueTransformer } from 'typeorm';
 
 /** Postgres returns bigint as a string; every bigint here fits in a double. */
@@ -91,6 +91,10 @@ export class JobEntity {
   /** Seq of the last line on disk (or of the line the truncation marker replaced). */
   @Column('bigint', { name: 'log_last_seq', transformer: bigintAsNumber })
   logLastSeq!: number;
+
+  /** What the stored log keeps past LOG_MAX_BYTES (see {@link LogKeep}). */
+  @Column('text', { name: 'log_keep' })
+  logKeep!: LogKeep;
 }
 
 /** What a job row is when it is submitted; `init` holds what the submitter chose. */
@@ -115,6 +119,7 @@ export function newJobEntity(
     logLines: 0,
     logTruncated: false,
     logLastSeq: 0,
+    logKeep: LogKeep.Head,
     ...init,
   });
 }

@@ -1,5 +1,5 @@
 import { RedisKeys, StatusEvent } from '@flashpods/contracts';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { JobLogPublisher, parseProgress, PublisherSettings } from './job-log.publisher';
 import { takeJobStream } from './stream-fence';
 
@@ -10,7 +10,7 @@ import { takeJobStream } from './stream-fence';
  * them in that order, so readers and the file stay consistent.
  */
 export async function endJobThroughStream(
-  redis: Redis,
+  redis: Redis | Cluster,
   keys: RedisKeys,
   jobId: string,
   holder: string,

@@ -1,4 +1,4 @@
-import { JobStatus, LogStream, redisKeys } from '@flashpods/contracts';
+import { JobStatus, LogKeep, LogStream, redisKeys } from '@flashpods/contracts';
 import { decodeLines, storedLineBytes, streamEntryFields } from '@flashpods/log-format';
 import Redis from 'ioredis';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -88,6 +88,30 @@ describe('JobLogPublisher (real Redis)', () => {
     expect(lines.slice(0, -1).reduce((n, l) => n + storedLineBytes(l.text.length), 0)).toBe(42 * 24);
     expect(pub.isTruncated).toBe(true);
     expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ truncated: true, seq: 43, stdout: 100 });
+  });
+
+  it('head_tail: ships every line past the cap (the persister decides what is kept); a resumed publisher carries on the same way', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId, { logMaxBytes: 1024, chunkMaxBytes: 4096, logKeep: LogKeep.HeadTail });
+    for (let i = 1; i <= 100; i++) pub.line(LogStream.Stdout, Buffer.from(`line ${String(i).padStart(3, '0')}`), 1700000000000);
+    await pub.flush();
+    expect(pub.isTruncated).toBe(false);
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toEqual({ seq: 100, stdout: 100, stderr: 0, bytes: 2400, truncated: false });
+    // A runner re-attaching after a restart continues from the recorded progress, still past the cap.
+    const token = await takeJobStream(redis, keys, jobId, 'runner-a');
+    const resumed = new JobLogPublisher(redis, { keys, jobId, token }, settings({ logMaxBytes: 1024, chunkMaxBytes: 4096, logKeep: LogKeep.HeadTail }), parseProgress(await redis.hgetall(keys.jobProgress(jobId))));
+    await resumed.system('re-attached');
+    resumed.line(LogStream.Stderr, Buffer.from('after the restart'), 1700000000001);
+    await resumed.flush();
+    const lines = await onStream(jobId);
+    expect(lines.map((l) => [l.seq, l.text.toString()])).toEqual([
+      ...Array.from({ length: 100 }, (_, i) => [i + 1, `line ${String(i + 1).padStart(3, '0')}`]),
+      [101, 're-attached'],
+      [102, 'after the restart'],
+    ]);
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toEqual({
+      seq: 102, stdout: 100, stderr: 1, bytes: 2400 + storedLineBytes(11) + storedLineBytes(17), truncated: false,
+    });
   });
 
   it('backpressure: with a stream nobody trims, the writer is made to wait and the stream stops at the limit', async () => {

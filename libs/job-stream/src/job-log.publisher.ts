@@ -1,15 +1,33 @@
-import { isTerminal, LogStream, RedisKeys, StatusEvent } from '@flashpods/contracts';
+import { isTerminal, LogKeep, LogStream, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { performance } from 'node:perf_hooks';
 import { FENCE_KEEP_SECONDS, fenced, FencedError, isFenced } from './stream-fence';
 
 export interface PublisherSettings {
   /** LOG_MAX_BYTES: the line that would take the stored log past this becomes the marker. */
   logMaxBytes: number;
+  /**
+   * The job's `log_keep`. `head` (the default) applies the cap here, at the source. `head_tail`
+   * ships every line (live readers see them all) and leaves what is kept to the persister.
+   */
+  logKeep?: LogKeep;
   chunkMaxBytes: number;
   chunkMaxDelayMs: number;
   /** Entries the persister has not yet trimmed; above this the publisher waits (backpressure). */
   maxUnpersistedEntries: number;
+  /** Told what the publisher does, for metrics (the runner's); carried over to a successor publisher. */
+  observer?: PublisherObserver;
+}
+
+/** What a publisher reports as it goes. Calls are synchronous and must not throw. */
+export interface PublisherObserver {
+  /** A chunk Redis acknowledged: its lines (system lines and the marker included) and encoded bytes. */
+  chunkShipped(lines: number, bytes: number): void;
+  /** A full chunk found the chunk before it still on its way: the caller had to stop reading. */
+  backpressureWait(): void;
+  /** The stream held more than `maxUnpersistedEntries` (the persister is behind): waited this long. */
+  streamFullWait(seconds: number): void;
 }
 
 /**
@@ -21,7 +39,9 @@ export interface ShipProgress {
   seq: number;
   stdout: number;
   stderr: number;
+  /** Stored size of the lines shipped so far (for `head`, up to the cap; for `head_tail`, all of them). */
   bytes: number;
+  /** The cap was reached at the source (`head` only: a `head_tail` publisher never truncates). */
   truncated: boolean;
 }
 
@@ -95,7 +115,7 @@ export class JobLogPublisher {
   backpressureWaits = 0;
 
   constructor(
-    redis: Redis,
+    redis: Redis | Cluster,
     private readonly target: PublisherTarget,
     readonly settings: PublisherSettings,
     progress: ShipProgress = NO_PROGRESS,
@@ -132,9 +152,10 @@ export class JobLogPublisher {
   /**
    * Queues a line. Throws once shipping has failed (the job must end). Returns a promise when the
    * caller should stop reading until it settles (see the class comment); it never rejects.
-   * The cap is applied here, at the source, with the persister's rule, so that live readers and
-   * the file see the same lines: the line that would pass it becomes the marker, later ones are
-   * dropped (the workload keeps running and its output keeps being drained).
+   * For `head`, the cap is applied here, at the source, with the persister's rule, so that live
+   * readers and the file see the same lines: the line that would pass it becomes the marker, later
+   * ones are dropped (the workload keeps running and its output keeps being drained). For
+   * `head_tail` every line is shipped: the persister keeps the head and the tail.
    */
   line(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
     if (this.failure) throw this.failure;
@@ -149,7 +170,7 @@ export class JobLogPublisher {
     else if (stream === LogStream.Stderr) q.stderr++;
     if (q.truncated) return wait;
     const size = storedLineBytes(text.length);
-    if (q.bytes + size > this.settings.logMaxBytes) {
+    if (this.settings.logKeep !== LogKeep.HeadTail && q.bytes + size > this.settings.logMaxBytes) {
       q.truncated = true;
       stream = LogStream.System;
       text = Buffer.from(truncationMarkerText(this.settings.logMaxBytes));
@@ -206,6 +227,7 @@ export class JobLogPublisher {
     }
     const previous = this.lastShip;
     if (this.shipsPending > 0) this.backpressureWaits++;
+    if (this.shipsPending > 0) this.settings.observer?.backpressureWait();
     this.shipsPending++;
     this.lastShip = this.enqueue(() => this.ship(full))
       .catch(() => undefined)
@@ -274,12 +296,15 @@ export class JobLogPublisher {
       throw isFenced(err) ? new FencedError(jobId) : err;
     }
     this.acked = { ...p };
+    this.settings.observer?.chunkShipped(chunk.count, chunk.data.length);
     // The reply is in: the command, and the chunk's bytes with it, are written and done with.
     if (chunk.backing.length === this.settings.chunkMaxBytes && this.pool.length < POOL_SIZE) this.pool.push(chunk.backing);
     // Backpressure: wait while the persister is behind. The container's pipe fills meanwhile.
+    const full = length > this.settings.maxUnpersistedEntries ? performance.now() : undefined;
     for (let delay = 5; length > this.settings.maxUnpersistedEntries; delay = Math.min(delay * 2, 100)) {
       await new Promise((r) => setTimeout(r, delay));
       length = await this.redis.xlen(keys.jobLog(jobId));
     }
+    if (full !== undefined) this.settings.observer?.streamFullWait((performance.now() - full) / 1000);
   }
 }

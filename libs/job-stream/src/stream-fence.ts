@@ -1,5 +1,5 @@
 import { LINES_FIELDS, RedisKeys, STATUS_FIELDS, StreamEntryType } from '@flashpods/contracts';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * One writer per job stream. Whoever appends to a job's stream (its runner, the same runner after
@@ -7,8 +7,7 @@ import Redis from 'ioredis';
  * bumps the job's fence and makes `fence:holder` the only token the stream accepts. Every append
  * is a Lua script that checks the token, appends and records progress in one step, so a writer
  * that was taken over (a runner declared lost, a zombie process) is refused, never merged.
- * All keys of a job share its `{id}` hash tag, so each script touches one Redis Cluster slot
- * (other multi-key commands in the services still span slots: cluster support is not done).
+ * All keys of a job share its `{id}` hash tag, so each script touches one Redis Cluster slot.
  */
 export class FencedError extends Error {
   constructor(readonly jobId: string) {
@@ -76,8 +75,8 @@ interface FencedCommands {
 }
 
 /** The connection with the fenced scripts defined on it (once per connection). */
-export function fenced(redis: Redis): Redis & FencedCommands {
-  const r = redis as Redis & FencedCommands;
+export function fenced(redis: Redis | Cluster): (Redis | Cluster) & FencedCommands {
+  const r = redis as (Redis | Cluster) & FencedCommands;
   if (typeof r.fpShip !== 'function') {
     redis.defineCommand('fpTakeStream', { numberOfKeys: 2, lua: TAKE });
     redis.defineCommand('fpShip', { numberOfKeys: 3, lua: SHIP });
@@ -90,7 +89,7 @@ export function fenced(redis: Redis): Redis & FencedCommands {
  * Takes a job's stream for `holder`: every earlier token is refused from now on. Returns the new
  * token; throws StreamEndedError when the job's terminal event is already on the stream.
  */
-export async function takeJobStream(redis: Redis, keys: RedisKeys, jobId: string, holder: string): Promise<string> {
+export async function takeJobStream(redis: Redis | Cluster, keys: RedisKeys, jobId: string, holder: string): Promise<string> {
   try {
     return await fenced(redis).fpTakeStream(keys.jobStreamOwner(jobId), keys.jobStreamFence(jobId), holder);
   } catch (err) {

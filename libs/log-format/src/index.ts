@@ -7,3 +7,4 @@ export * from './log-index';
 export * from './truncation.util';
 export * from './tail.util';
 export * from './log-file.reader';
+export * from './tail-segments';

@@ -55,8 +55,11 @@ describe('detectLevel', () => {
     expect(detectLevel(LogStream.Stdout, Buffer.from('{}'))).toBe(LogLevel.Info);
   });
 
-  it('skips leading tabs as well as spaces', () => {
+  it('skips leading tabs as well as spaces, and nothing else', () => {
     expect(detectLevel(LogStream.Stdout, Buffer.from('\t \t{"level":"warn"}'))).toBe(LogLevel.Warn);
+    // JSON.parse would skip a \r too; a line that starts with one (a redrawn terminal line) is text.
+    expect(detectLevel(LogStream.Stdout, Buffer.from('\r{"level":"warn"}'))).toBe(LogLevel.Info);
+    expect(detectLevel(LogStream.Stderr, Buffer.from(' \r{"level":"warn"}'))).toBe(LogLevel.Error);
   });
 
   it('parses JSON lines up to 64 KiB, and no longer ones', () => {

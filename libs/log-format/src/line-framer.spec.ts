@@ -78,6 +78,18 @@ describe('LineFramer', () => {
     expect(lines[0].byteOffset).toBe(chunk.byteOffset);
   });
 
+  it('hands out a line whose newline comes with the next chunk without copying it either', () => {
+    const chunk = Buffer.from('whole');
+    const framer = new LineFramer(1024);
+    const lines: Buffer[] = [];
+    framer.push(chunk, (l) => lines.push(l));
+    framer.push(Buffer.from('\nnext'), (l) => lines.push(l));
+    expect(lines.map(String)).toEqual(['whole']);
+    expect(lines[0].buffer).toBe(chunk.buffer);
+    expect(lines[0].byteOffset).toBe(chunk.byteOffset);
+    expect(framer.bufferedBytes).toBe(4);
+  });
+
   it('splits a line that arrives in many small chunks', () => {
     const chunks = Array.from({ length: 3000 }, () => Buffer.from('z'));
     const pieces = frame(chunks, 1024);

@@ -52,6 +52,25 @@ describe('log file reader', () => {
       expect(await readIndexAfter(indexPath, 2.7, 1)).toEqual([records[2]]);
     });
 
+    it('finds a seq by binary search when the index has a gap (a head_tail log after its marker)', async () => {
+      const gapped = join(dir, 'gap.idx');
+      const seqs = [1, 2, 3, 4, 40, 41, 42];
+      const index = Buffer.alloc(seqs.length * INDEX_RECORD_BYTES);
+      seqs.forEach((seq, i) =>
+        writeIndexRecord({ seq, ts: seq, offset: i, length: 1, stream: LogStream.Stdout, level: LogLevel.Info, flags: 0 }, index, i * INDEX_RECORD_BYTES),
+      );
+      await writeFile(gapped, index);
+      const after = async (seq: number, max = 100) => (await readIndexAfter(gapped, seq, max)).map((r) => r.seq);
+      expect(await after(0)).toEqual(seqs);
+      expect(await after(3)).toEqual([4, 40, 41, 42]);
+      expect(await after(4, 2)).toEqual([40, 41]);
+      for (const inGap of [5, 6, 20, 38, 39]) expect([inGap, await after(inGap)]).toEqual([inGap, [40, 41, 42]]);
+      expect(await after(40)).toEqual([41, 42]);
+      expect(await after(41)).toEqual([42]);
+      expect(await after(42)).toEqual([]);
+      expect(await after(1000)).toEqual([]);
+    });
+
     it('fails for a missing index', async () => {
       await expect(readIndexAfter(join(dir, 'none.idx'), 0, 1)).rejects.toThrow(/ENOENT/);
     });

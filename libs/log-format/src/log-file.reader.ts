@@ -1,13 +1,19 @@
-import { open } from 'node:fs/promises';
+import { FileHandle, open } from 'node:fs/promises';
 import { INDEX_RECORD_BYTES, IndexRecord, readIndexRecord } from './log-index';
 
-/** Index records with seq > afterSeq, at most `max` of them (fewer at the end of the index). */
+/**
+ * Index records with seq > afterSeq, at most `max` of them (fewer at the end of the index).
+ * Records are in increasing seq but need not be consecutive (a `head_tail` log has a gap after its
+ * marker): the record at the position a gapless index would put the seq at is tried first, and
+ * if it is not the one, the first record past `afterSeq` is found by binary search.
+ */
 export async function readIndexAfter(indexPath: string, afterSeq: number, max: number): Promise<IndexRecord[]> {
   const fh = await open(indexPath, 'r');
   try {
     const size = (await fh.stat()).size;
     const total = Math.floor(size / INDEX_RECORD_BYTES);
-    const first = Math.max(0, Math.floor(afterSeq));
+    if (total === 0 || max <= 0) return [];
+    const first = await firstRecordAfter(fh, total, Math.max(0, Math.floor(afterSeq)));
     const count = Math.max(0, Math.min(max, total - first));
     if (count === 0) return [];
     const buf = Buffer.allocUnsafe(count * INDEX_RECORD_BYTES);
@@ -20,6 +26,29 @@ export async function readIndexAfter(indexPath: string, afterSeq: number, max: n
   } finally {
     await fh.close();
   }
+}
+
+/** Position of the first of `total` records whose seq is > `afterSeq` (`total` when there is none). */
+async function firstRecordAfter(fh: FileHandle, total: number, afterSeq: number): Promise<number> {
+  const buf = Buffer.allocUnsafe(INDEX_RECORD_BYTES);
+  const seqAt = async (i: number) => {
+    const { bytesRead } = await fh.read(buf, 0, INDEX_RECORD_BYTES, i * INDEX_RECORD_BYTES);
+    if (bytesRead !== INDEX_RECORD_BYTES) throw new Error(`short read of index record ${i}`);
+    return buf.readDoubleBE(0);
+  };
+  const firstSeq = await seqAt(0);
+  if (firstSeq > afterSeq) return 0;
+  // Without a gap, seq afterSeq+1 is at this position.
+  const guess = afterSeq + 1 - firstSeq;
+  if (guess < total && (await seqAt(guess)) === afterSeq + 1) return guess; // seqs only increase: the one before is lower
+  let lo = 1; // seq at lo-1 is <= afterSeq
+  let hi = total; // seq at hi (if any) is > afterSeq
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((await seqAt(mid)) > afterSeq) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 /** The stored bytes of consecutive records (prefix and newline included), in one read. */

@@ -1,14 +1,20 @@
 import { LogLevel, LogStream } from '@flashpods/contracts';
 
 /**
- * One record per stored line, in the `{job_id}.idx` file beside `{job_id}.log`. Record i (from 0)
- * holds seq i+1, so a seq is found by position, never by scanning.
+ * One record per stored line, in the `{job_id}.idx` file beside `{job_id}.log`, in increasing seq.
+ * Without a gap (every `head` log, and a `head_tail` log that fitted) record i (from 0) holds seq
+ * i+1, so a seq is found by position; a `head_tail` log that was cut has one gap after its marker,
+ * and a seq is then found by binary search (`readIndexAfter`).
  * Layout (32 bytes): seq f64, ts f64, offset f64, length u32, stream u8, level u8, flags u16.
  * `offset`/`length` locate the whole stored line (prefix and newline included) in the log file.
  */
 export const INDEX_RECORD_BYTES = 32;
 
-export const IndexFlags = { Marker: 1 } as const;
+/**
+ * `Marker`: the truncation marker line; its seq is that of the first line it stands for.
+ * `Tail`: a line of a `head_tail` log kept after the marker (after the gap).
+ */
+export const IndexFlags = { Marker: 1, Tail: 2 } as const;
 
 export interface IndexRecord {
   seq: number;

@@ -87,6 +87,13 @@ describe('SecretMasker.safeCut', () => {
     expect(m.safeCut(Buffer.from('0123456789s3cr3x'), 13)).toBe(13);
   });
 
+  it('moves the cut again when moving it for one secret lands it inside another', () => {
+    // The cut at 10 is after "0123456789" but inside "89xy"; moving it to 8 puts it inside the first.
+    const overlapping = new SecretMasker(['0123456789', '89xy']);
+    expect(overlapping.safeCut(Buffer.from('0123456789xy'), 10)).toBe(0);
+    expect(overlapping.safeCut(Buffer.from('ab0123456789xy'), 12)).toBe(2);
+  });
+
   it('returns 0 when a secret starts at 0 and is longer than the cut', () => {
     expect(m.safeCut(Buffer.from('s3cr3t-value'), 4)).toBe(0);
   });

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readTail } from './tail.util';
@@ -49,6 +49,25 @@ describe('readTail', () => {
     const path = await fileWith(`${'x'.repeat(100_000)}\na\nb\npartial`);
     expect(await readTail(path, 1)).toEqual({ data: Buffer.from('b\n'), lines: 1, totalBytes: 100_000 + 12 });
     expect((await readTail(path, 2)).data.toString()).toBe('a\nb\n');
+  });
+
+  it('fails rather than answer bytes it did not read when the file shrinks under it', async () => {
+    const path = await fileWith('a\nb\nc\n');
+    const fh = await open(path, 'r');
+    const proto = Object.getPrototypeOf(fh) as { stat: () => Promise<unknown> };
+    await fh.close();
+    const realStat = proto.stat;
+    // Cut short between its size and its read, as a writer taking back a failed write does.
+    const spy = jest.spyOn(proto, 'stat').mockImplementationOnce(async function (this: unknown) {
+      const s = await realStat.call(this);
+      await truncate(path, 3);
+      return s;
+    });
+    try {
+      await expect(readTail(path, 2)).rejects.toThrow(new Error(`short read of ${path} at 0`));
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('closes the file it opens', async () => {

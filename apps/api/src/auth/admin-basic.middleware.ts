@@ -1,5 +1,6 @@
 import { getConfig } from '@flashpods/config';
 import { timingSafeEqual } from 'node:crypto';
+import { errorBody } from '../common/api-error-code';
 import type { NextFunction, Request, Response } from 'express';
 import { digest } from './token.service';
 
@@ -26,5 +27,5 @@ export function adminOnly(req: Request, res: Response, next: NextFunction): void
     return;
   }
   res.setHeader('WWW-Authenticate', 'Basic realm="flashpods-admin", charset="UTF-8"');
-  res.status(401).json({ error: 'unauthorized', message: 'admin credentials required' });
+  res.status(401).json(errorBody('unauthorized', 'admin credentials required'));
 }

@@ -62,6 +62,7 @@ export class AuthGuard implements CanActivate {
     }
     const caller = typeof ticket === 'string' ? await this.tickets.redeem(ticket, String(req.params.id)) : undefined;
     if (!caller) throw ApiError.unauthorized('invalid or expired ticket, or one for another job');
+    if (!(await this.tokens.isLive(caller.tokenId))) throw ApiError.unauthorized('the token this ticket was issued with has been revoked');
     return caller;
   }
 }

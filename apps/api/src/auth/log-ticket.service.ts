@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { REDIS, REDIS_KEYS } from '@flashpods/config';
+import { REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import { RedisKeys } from '@flashpods/contracts';
-import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import type { Caller } from './auth.guard';
 import { digest } from './token.service';
@@ -27,7 +26,7 @@ interface TicketGrant {
 @Injectable()
 export class LogTicketService {
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
   ) {}
 

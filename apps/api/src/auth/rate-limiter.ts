@@ -1,7 +1,6 @@
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS } from '@flashpods/config';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import { RedisKeys } from '@flashpods/contracts';
-import Redis from 'ioredis';
 import { ApiError } from '../common/api-error';
 
 const WINDOW_SECONDS = 60;
@@ -14,7 +13,7 @@ const WINDOW_SECONDS = 60;
 export class RateLimiter {
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
   ) {}
 

@@ -5,6 +5,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { DataSource, IsNull } from 'typeorm';
 import { ApiError } from '../common/api-error';
 import { UUID } from '../common/uuid';
+import type { JsonSchema } from '../openapi/json-schema';
 import { Caller } from './auth.guard';
 
 export const ADMIN_TENANT = 'admin';
@@ -12,6 +13,8 @@ const ADMIN_TOKEN_ID = 'admin';
 /** Tokens are `fp_` and 32 random bytes: a lookup by digest cannot be guessed into. */
 const TOKEN_SHAPE = /^fp_[A-Za-z0-9_-]{43}$/;
 const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const NAME_MAX = 100;
+const CONTROL = /[\u0000-\u001f]/;
 
 export const digest = (token: string) => createHash('sha256').update(token).digest();
 
@@ -30,6 +33,25 @@ const view = (t: ApiTokenEntity): TokenView => ({
   created_at: t.createdAt.toISOString(),
   revoked_at: t.revokedAt?.toISOString() ?? null,
 });
+
+/** The body of `POST /tokens` as the OpenAPI document publishes it: the rules of `create` below. */
+export function createTokenRequestSchema(): JsonSchema {
+  return {
+    type: 'object',
+    description: 'A token for a tenant. Unknown fields are refused.',
+    required: ['tenant', 'name'],
+    additionalProperties: false,
+    properties: {
+      tenant: {
+        type: 'string',
+        pattern: TENANT.source,
+        not: { const: ADMIN_TENANT },
+        description: `Lower-case letters, digits, \`_\` and \`-\`, at most 63; not "${ADMIN_TENANT}".`,
+      },
+      name: { type: 'string', minLength: 1, maxLength: NAME_MAX, pattern: `^[^${CONTROL.source.slice(1, -1)}]*$`, description: 'What the token is for.' },
+    },
+  };
+}
 
 /**
  * The admin token comes from the environment; tenant tokens are created by the admin, shown once
@@ -64,13 +86,20 @@ export class TokenService {
     return { tenant: found.tenant, admin: false, tokenId: found.id };
   }
 
+  /** Whether the token a ticket was issued with still stands: a revocation ends its tickets too. */
+  async isLive(tokenId: string): Promise<boolean> {
+    if (tokenId === ADMIN_TOKEN_ID) return true;
+    if (!UUID.test(tokenId)) return false;
+    return (await this.ds.getRepository(ApiTokenEntity).countBy({ id: tokenId, revokedAt: IsNull() })) === 1;
+  }
+
   async create(tenant: unknown, name: unknown): Promise<TokenView & { token: string }> {
     const problems: string[] = [];
     if (typeof tenant !== 'string' || !TENANT.test(tenant) || tenant === ADMIN_TENANT) {
       problems.push('tenant: lower-case letters, digits, _ and -, at most 63, not "admin"');
     }
-    if (typeof name !== 'string' || name.length < 1 || name.length > 100 || /[\u0000-\u001f]/.test(name)) {
-      problems.push('name: 1 to 100 printable characters');
+    if (typeof name !== 'string' || name.length < 1 || name.length > NAME_MAX || CONTROL.test(name)) {
+      problems.push(`name: 1 to ${NAME_MAX} printable characters`);
     }
     if (problems.length) throw ApiError.invalid(problems.join('; '));
     const token = `fp_${randomBytes(32).toString('base64url')}`;

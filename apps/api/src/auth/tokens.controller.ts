@@ -3,6 +3,9 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { ApiError } from '../common/api-error';
 import { AuthedRequest } from './auth.guard';
 import { TokenService } from './token.service';
+import { ApiEmpty, ApiErrors, ApiId, ApiJson, ApiJsonBody, ApiOp, AUTHENTICATED, WITH_BODY } from '../openapi/api-docs.decorators';
+
+const ADMIN_ONLY = { 403: ['forbidden'] } as const;
 
 /** Tenant tokens, for the admin only. */
 @ApiTags('tokens')
@@ -16,6 +19,10 @@ export class TokensController {
   }
 
   @Post()
+  @ApiOp('createToken', 'Create a tenant token', 'Admin only. The token is in this answer and nowhere else.')
+  @ApiJsonBody('CreateTokenRequest', 'The tenant and what the token is for.')
+  @ApiJson(201, 'NewToken', 'The token, shown once.')
+  @ApiErrors({ 400: ['invalid_request'] }, WITH_BODY, ADMIN_ONLY, AUTHENTICATED)
   async create(@Body() body: unknown, @Req() req: AuthedRequest) {
     TokensController.adminOnly(req);
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw ApiError.invalid('body must be a JSON object');
@@ -25,6 +32,9 @@ export class TokensController {
   }
 
   @Get()
+  @ApiOp('listTokens', 'List tenant tokens', 'Admin only; the tokens themselves are never shown again.')
+  @ApiJson(200, 'TokenList', 'Every tenant token.')
+  @ApiErrors(ADMIN_ONLY, AUTHENTICATED)
   async list(@Req() req: AuthedRequest) {
     TokensController.adminOnly(req);
     return { tokens: await this.tokens.list() };
@@ -32,6 +42,10 @@ export class TokensController {
 
   @Delete(':id')
   @HttpCode(204)
+  @ApiOp('revokeToken', 'Revoke a tenant token', 'Admin only; the token stops working at once on every API instance.')
+  @ApiId('token')
+  @ApiEmpty(204, 'Revoked.')
+  @ApiErrors({ 404: ['token_not_found'] }, ADMIN_ONLY, AUTHENTICATED)
   async revoke(@Param('id') id: string, @Req() req: AuthedRequest): Promise<void> {
     TokensController.adminOnly(req);
     await this.tokens.revoke(id);

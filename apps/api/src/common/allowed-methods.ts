@@ -1,8 +1,18 @@
 import type { Request } from 'express';
+import { METHODS } from 'node:http';
 
 interface RouteLayer {
   route?: { _methods(): string[] };
   match(path: string): unknown;
+}
+
+/**
+ * Whether an Express route answers every method Node knows: middleware Nest mounted with
+ * `app.all` (the request logger, nestjs-pino), which Express 5 registers one method at a time.
+ * No controller route does.
+ */
+export function isCatchAllRoute(route: { _methods(): string[] }): boolean {
+  return route._methods().length >= METHODS.length;
 }
 
 /**
@@ -14,7 +24,7 @@ export function allowedMethods(req: Request): string[] {
   const stack = (req.app as unknown as { router?: { stack: RouteLayer[] } }).router?.stack ?? [];
   const methods = new Set<string>();
   for (const layer of stack) {
-    if (!layer.route) continue;
+    if (!layer.route || isCatchAllRoute(layer.route)) continue;
     let matched: unknown;
     try {
       matched = layer.match(req.path);

@@ -2,14 +2,15 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger, NotFoundE
 import type { Request, Response } from 'express';
 import { allowedMethods } from './allowed-methods';
 import { ApiError } from './api-error';
+import { ApiErrorCode, errorBody } from './api-error-code';
 
-const CODE_BY_STATUS: Record<number, string> = {
+/** Codes for Nest's own HTTP exceptions (an unknown route is its `NotFoundException`). */
+const CODE_BY_STATUS: Partial<Record<number, ApiErrorCode>> = {
   400: 'invalid_request',
   401: 'unauthorized',
   403: 'forbidden',
   404: 'not_found',
   405: 'method_not_allowed',
-  409: 'conflict',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
   429: 'rate_limited',
@@ -36,7 +37,7 @@ export class ApiErrorFilter implements ExceptionFilter {
       const allow = allowedMethods(host.switchToHttp().getRequest<Request>());
       if (allow.length) {
         res.setHeader('Allow', allow.join(', '));
-        res.status(405).json({ error: 'method_not_allowed', message: `this path answers ${allow.join(', ')}` });
+        res.status(405).json(errorBody('method_not_allowed', `this path answers ${allow.join(', ')}`));
         return;
       }
     }
@@ -44,17 +45,17 @@ export class ApiErrorFilter implements ExceptionFilter {
       const status = err.getStatus();
       const body = err.getResponse();
       const message = typeof body === 'string' ? body : ((body as { message?: unknown }).message ?? err.message);
-      res.status(status).json({ error: CODE_BY_STATUS[status] ?? 'error', message: String(message) });
+      res.status(status).json(errorBody(CODE_BY_STATUS[status] ?? (status >= 500 ? 'internal_error' : 'invalid_request'), String(message)));
       return;
     }
     if (isDependencyDown(err)) {
       this.log.warn(`dependency unavailable: ${(err as Error).message}`);
       res.setHeader('Retry-After', '2');
-      res.status(503).json({ error: 'service_unavailable', message: 'a backing service is unavailable; retry shortly' });
+      res.status(503).json(errorBody('service_unavailable', 'a backing service is unavailable; retry shortly'));
       return;
     }
     this.log.error(`unhandled: ${(err as Error)?.stack ?? String(err)}`);
-    res.status(500).json({ error: 'internal_error', message: 'internal error' });
+    res.status(500).json(errorBody('internal_error', 'internal error'));
   }
 }
 

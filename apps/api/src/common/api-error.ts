@@ -1,9 +1,10 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
+import { ApiErrorCode, errorBody } from './api-error-code';
 
 /** An error the client can act on: `{"error": code, "message": text}` with this status. */
 export class ApiError extends HttpException {
-  constructor(status: HttpStatus, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
-    super({ error: code, message }, status);
+  constructor(status: HttpStatus, readonly code: ApiErrorCode, message: string, readonly headers: Record<string, string> = {}) {
+    super(errorBody(code, message), status);
   }
 
   static invalid(message: string): ApiError {

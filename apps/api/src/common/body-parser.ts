@@ -1,4 +1,5 @@
 import express, { ErrorRequestHandler, RequestHandler } from 'express';
+import { errorBody } from './api-error-code';
 
 /** JSON bodies up to `limit` bytes; anything larger is refused with 413 before it is read whole. */
 export function jsonBody(limit: number): RequestHandler {
@@ -9,13 +10,13 @@ export function jsonBody(limit: number): RequestHandler {
 export const bodyErrors: ErrorRequestHandler = (err, _req, res, next) => {
   const type = (err as { type?: string }).type;
   if (type === 'entity.too.large') {
-    res.status(413).json({ error: 'payload_too_large', message: `request body exceeds ${(err as { limit: number }).limit} bytes` });
+    res.status(413).json(errorBody('payload_too_large', `request body exceeds ${(err as { limit: number }).limit} bytes`));
   } else if (type === 'entity.parse.failed') {
-    res.status(400).json({ error: 'invalid_request', message: 'request body is not valid JSON' });
+    res.status(400).json(errorBody('invalid_request', 'request body is not valid JSON'));
   } else if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    res.status(415).json({ error: 'unsupported_media_type', message: (err as Error).message });
+    res.status(415).json(errorBody('unsupported_media_type', (err as Error).message));
   } else if (type) {
-    res.status(400).json({ error: 'invalid_request', message: (err as Error).message });
+    res.status(400).json(errorBody('invalid_request', (err as Error).message));
   } else {
     next(err);
   }
@@ -32,5 +33,5 @@ export const jsonOnly: RequestHandler = (req, res, next) => {
     next();
     return;
   }
-  res.status(415).json({ error: 'unsupported_media_type', message: 'send the request body as application/json' });
+  res.status(415).json(errorBody('unsupported_media_type', 'send the request body as application/json'));
 };

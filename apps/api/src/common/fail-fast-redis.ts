@@ -1,6 +1,6 @@
 import { Inject, Injectable, OnApplicationShutdown, Provider } from '@nestjs/common';
-import { CONFIG, createRedis, FlashpodsConfig, REDIS } from '@flashpods/config';
-import Redis, { RedisOptions } from 'ioredis';
+import { CONFIG, createRedis, FlashpodsConfig, REDIS, RedisClient } from '@flashpods/config';
+import { RedisOptions } from 'ioredis';
 
 /**
  * Redis as a request sees it: a command fails at once while Redis is unreachable (no offline
@@ -19,7 +19,7 @@ export const failFastRedisProvider: Provider = {
 
 @Injectable()
 export class FailFastRedisCloser implements OnApplicationShutdown {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+  constructor(@Inject(REDIS) private readonly redis: RedisClient) {}
   async onApplicationShutdown(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

@@ -1,10 +1,10 @@
 import { Controller, Get, HttpStatus, Inject, Logger, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import { REDIS } from '@flashpods/config';
+import { REDIS, RedisClient } from '@flashpods/config';
 import type { Response } from 'express';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { Public } from '../auth/auth.guard';
+import { ApiJson, ApiPublicOp } from '../openapi/api-docs.decorators';
 
 const withTimeout = <T>(p: Promise<T>, ms: number) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms))]);
@@ -16,16 +16,21 @@ export class HealthController {
   private readonly log = new Logger(HealthController.name);
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly ds: DataSource,
   ) {}
 
   @Get('health')
+  @ApiPublicOp('getHealth', 'Liveness', 'The process answers; checks nothing else. No token needed.')
+  @ApiJson(200, 'Health', 'Alive.')
   health() {
     return { status: 'ok' };
   }
 
   @Get('ready')
+  @ApiPublicOp('getReady', 'Readiness', 'Whether Redis and Postgres answer. No token needed.')
+  @ApiJson(200, 'Ready', 'Both answer.')
+  @ApiJson(503, 'Ready', 'One of them does not.')
   async ready(@Res() res: Response): Promise<void> {
     const [redis, postgres] = await Promise.allSettled([
       withTimeout(this.redis.ping(), 1000),

@@ -1,127 +1,81 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Controller, Get, Header, Inject, OnModuleInit } from '@nestjs/common';
+import { Controller, Get, Header, Inject, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import { QueueName, RedisKeys, SWEEP_JOB_NAMES } from '@flashpods/contracts';
-import { REDIS_KEYS, REDIS } from '@flashpods/config';
-import Redis from 'ioredis';
+import { CONFIG, FlashpodsConfig, refreshEvery } from '@flashpods/config';
+import { JobStatus, QueueName } from '@flashpods/contracts';
 import { Queue } from 'bullmq';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { Gauge } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { Public } from '../auth/auth.guard';
-import { LogStreamService } from '../logs/log-stream.service';
+import { ApiMedia, ApiPublicOp } from '../openapi/api-docs.decorators';
+import { apiRegistry } from './api.metrics';
 
-/** Prometheus metrics: process defaults, queue depth, jobs by status. No labels carry user data. */
+/**
+ * Prometheus metrics of the API (api.metrics.ts), the process metrics, and two views of the whole
+ * system: the jobs queue by state (read from Redis at scrape time, cheap) and jobs in Postgres by
+ * status, refreshed every METRICS_REFRESH_SECONDS, never per scrape, so scraping N APIs every few
+ * seconds costs no table scans. The janitor's sweep metrics are the janitor's own (METRICS_PORT).
+ */
 @ApiTags('health')
 @Public()
 @Controller('metrics')
-export class MetricsController implements OnModuleInit {
-  private readonly registry = new Registry();
+export class MetricsController implements OnModuleInit, OnModuleDestroy {
+  private readonly log = new Logger(MetricsController.name);
+  private stopRefresh: (() => void) | undefined;
 
   constructor(
     @InjectQueue(QueueName.Jobs) private readonly queue: Queue,
     private readonly ds: DataSource,
-    @Inject(REDIS) private readonly redis: Redis,
-    @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
-    private readonly live: LogStreamService,
+    @Inject(CONFIG) private readonly config: FlashpodsConfig,
   ) {}
 
   onModuleInit(): void {
-    collectDefaultMetrics({ register: this.registry, prefix: 'flashpods_api_' });
-    this.sweepMetrics();
-    const live = this.live;
-    new Gauge({
-      name: 'flashpods_api_sse_clients',
-      help: 'Open live-log (SSE) clients of this API instance',
-      registers: [this.registry],
-      collect() {
-        this.set(live.stats.clients);
-      },
-    });
-    new Gauge({
-      name: 'flashpods_api_sse_feeds',
-      help: 'Jobs this API instance reads from Redis for its live-log clients (one reader each, whatever the number of clients)',
-      registers: [this.registry],
-      collect() {
-        this.set(live.stats.feeds);
-      },
-    });
-    new Gauge({
-      name: 'flashpods_api_sse_buffered_bytes',
-      help: 'Bytes written to live-log clients that their sockets have not taken yet (bounded per client by API_SSE_CLIENT_BUFFER_BYTES plus one batch)',
-      registers: [this.registry],
-      collect() {
-        this.set(live.stats.bufferedBytes);
-      },
-    });
-    new Counter({
-      name: 'flashpods_api_sse_slow_clients_total',
-      help: 'Live-log clients that fell behind (more than API_SSE_CLIENT_BUFFER_BYTES unsent, or lines trimmed before they were read) and were fed from memory or the file at their own pace',
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        this.inc(live.counters.overflows);
-      },
-    });
-    new Counter({
-      name: 'flashpods_api_sse_closed_total',
-      help: 'Live-log clients closed with a reason (an error event) instead of end',
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        this.inc(live.counters.failed);
-      },
-    });
     const queue = this.queue;
-    const ds = this.ds;
     new Gauge({
       name: 'flashpods_queue_jobs',
-      help: 'BullMQ jobs queue, by state',
+      help: 'Entries of the BullMQ jobs queue, by state',
       labelNames: ['state'],
-      registers: [this.registry],
+      registers: [apiRegistry],
       async collect() {
-        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed');
-        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
-      },
-    });
-    new Gauge({
-      name: 'flashpods_jobs',
-      help: 'Jobs in Postgres, by status',
-      labelNames: ['status'],
-      registers: [this.registry],
-      async collect() {
-        const rows: { status: string; n: string }[] = await ds.query('SELECT status, count(*) AS n FROM jobs GROUP BY status');
+        // Redis down: no figure rather than a failed scrape (the process metrics still matter then).
+        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed').catch(() => undefined);
         this.reset();
-        for (const r of rows) this.set({ status: r.status }, Number(r.n));
+        for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
       },
     });
+    const jobs = new Gauge({
+      name: 'flashpods_jobs',
+      help: 'Jobs in Postgres, by status (refreshed every METRICS_REFRESH_SECONDS)',
+      labelNames: ['status'],
+      registers: [apiRegistry],
+    });
+    const refreshed = new Gauge({
+      name: 'flashpods_jobs_refreshed_timestamp_seconds',
+      help: 'When flashpods_jobs was last read from Postgres (Unix time)',
+      registers: [apiRegistry],
+    });
+    this.stopRefresh = refreshEvery(
+      this.config.metrics.refreshSeconds,
+      async () => {
+        const rows: { status: string; n: string }[] = await this.ds.query('SELECT status, count(*) AS n FROM jobs GROUP BY status');
+        const counts = new Map(rows.map((r) => [r.status, Number(r.n)]));
+        // Every status always, so a status that drains to zero reads 0, not a vanished series.
+        for (const status of Object.values(JobStatus)) jobs.set({ status }, counts.get(status) ?? 0);
+        refreshed.set(Date.now() / 1000);
+      },
+      (err) => this.log.warn(`refreshing flashpods_jobs: ${err.message}`),
+    );
   }
 
-  /** What the janitors recorded per sweep (they have no HTTP port; the totals live in Redis). */
-  private sweepMetrics(): void {
-    const redis = this.redis;
-    const keys = this.keys;
-    const read = async () =>
-      Promise.all(SWEEP_JOB_NAMES.map(async (sweep) => [sweep, await redis.hgetall(keys.janitorStats(sweep))] as const));
-    const gauge = (name: string, help: string, field: string) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: ['sweep'],
-        registers: [this.registry],
-        async collect() {
-          for (const [sweep, stats] of await read()) if (stats[field] !== undefined) this.set({ sweep }, Number(stats[field]));
-        },
-      });
-    gauge('flashpods_janitor_sweeps_total', 'Sweeps run', 'runs');
-    gauge('flashpods_janitor_deleted_jobs_total', 'Jobs cleaned or deleted by sweeps', 'jobs_total');
-    gauge('flashpods_janitor_deleted_files_total', 'Files deleted by sweeps', 'files_total');
-    gauge('flashpods_janitor_deleted_bytes_total', 'Bytes deleted by sweeps', 'bytes_total');
-    gauge('flashpods_janitor_last_sweep_milliseconds', 'Duration of the last sweep', 'last_ms');
+  onModuleDestroy(): void {
+    this.stopRefresh?.();
   }
 
   @Get()
-  @Header('Content-Type', 'text/plain; version=0.0.4')
+  @Header('Content-Type', apiRegistry.contentType)
+  @ApiPublicOp('getMetrics', 'Prometheus metrics', 'Text exposition format 0.0.4: the API\'s own metrics, process metrics, queue depth, jobs by status. No token needed. The runner, persister and janitor serve theirs on METRICS_PORT.')
+  @ApiMedia(200, 'text/plain', { type: 'string' }, 'The metrics.')
   async metrics(): Promise<string> {
-    return this.registry.metrics();
+    return apiRegistry.metrics();
   }
 }

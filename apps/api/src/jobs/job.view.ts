@@ -22,6 +22,7 @@ export function jobView(job: JobEntity) {
     running_at: job.runningAt?.toISOString() ?? null,
     finished_at: job.finishedAt?.toISOString() ?? null,
     cleaned_at: job.cleanedAt?.toISOString() ?? null,
+    log_keep: job.logKeep,
     log: { bytes: job.logBytes, lines: job.logLines, truncated: job.logTruncated },
   };
 }

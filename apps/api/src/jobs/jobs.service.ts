@@ -1,11 +1,10 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, runJobOptions } from '@flashpods/config';
-import { isTerminal, JobName, JobPayloads, JobStatus, QueueName, RedisKeys } from '@flashpods/contracts';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, runJobOptions, RedisClient } from '@flashpods/config';
+import { isTerminal, JobName, JobPayloads, JobStatus, LogKeep, QueueName, RedisKeys } from '@flashpods/contracts';
 import { JobEntity, newJobEntity, transitionJob } from '@flashpods/database';
-import { indexFileName, logFileName } from '@flashpods/log-format';
+import { indexFileName, logFileName, tailDirName } from '@flashpods/log-format';
 import { Queue } from 'bullmq';
-import Redis from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { Caller } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { UUID } from '../common/uuid';
 import { CreateJobBody } from './create-job.schema';
+import { apiMetrics } from '../health/api.metrics';
 
 
 export interface ListQuery {
@@ -27,7 +27,7 @@ export interface ListQuery {
 export class JobsService {
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     @InjectQueue(QueueName.Jobs) private readonly queue: Queue,
     private readonly ds: DataSource,
@@ -50,23 +50,32 @@ export class JobsService {
       },
       labels: body.labels ?? {},
       network: body.network ?? false,
+      logKeep: body.log_keep ?? LogKeep.Head,
     });
-    await this.ds.getRepository(JobEntity).insert(job);
+    const secretsKey = this.keys.jobSecrets(job.id);
+    const hasSecrets = body.secrets !== undefined && Object.keys(body.secrets).length > 0;
+    // Secrets first: once the row exists, whoever enqueues it (this request, or the janitor's
+    // liveness sweep after an API that died right after the insert) finds its secrets in place.
+    // Kept in Redis only until the container has started; never in Postgres or in queue data.
+    if (hasSecrets) await this.redis.multi().hset(secretsKey, body.secrets!).expire(secretsKey, job.timeoutSeconds + 7 * 24 * 3600).exec();
     try {
-      if (body.secrets && Object.keys(body.secrets).length) {
-        // Kept in Redis only until the container has started; never in Postgres or in queue data.
-        const key = this.keys.jobSecrets(job.id);
-        await this.redis.multi().hset(key, body.secrets).expire(key, job.timeoutSeconds + 7 * 24 * 3600).exec();
-      }
+      await this.ds.getRepository(JobEntity).insert(job);
+    } catch (err) {
+      if (hasSecrets) await this.redis.del(secretsKey).catch(() => undefined);
+      throw err;
+    }
+    try {
       const payload: JobPayloads[JobName.RunJob] = { jobId: job.id };
       await this.queue.add(JobName.RunJob, payload, runJobOptions(job.id));
     } catch (err) {
       // Redis is down: the client is told 503 and will submit again, so this row must not stay
-      // behind as a job nobody asked for. (An API that dies right here leaves a pending row
-      // without a queue entry: the janitor's liveness sweep enqueues it.)
+      // behind as a job nobody asked for, nor its secrets. (An API that dies right here leaves a
+      // pending row without a queue entry: the janitor's liveness sweep enqueues it.)
       await this.ds.query('DELETE FROM jobs WHERE id = $1 AND status = $2', [job.id, JobStatus.Pending]).catch(() => undefined);
+      if (hasSecrets) await this.redis.del(secretsKey).catch(() => undefined);
       throw err;
     }
+    apiMetrics.submitted();
     return job;
   }
 
@@ -129,6 +138,8 @@ export class JobsService {
     await Promise.all([
       rm(join(this.config.logs.dir, logFileName(id)), { force: true }),
       rm(join(this.config.logs.dir, indexFileName(id)), { force: true }),
+      // A head_tail job's tail segments, when its end was never composed (it ended elsewhere).
+      rm(join(this.config.logs.dir, tailDirName(id)), { recursive: true, force: true }),
       this.redis.del(this.keys.jobLog(id), this.keys.jobSecrets(id), this.keys.jobCancel(id)),
     ]);
   }

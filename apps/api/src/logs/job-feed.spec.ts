@@ -144,6 +144,20 @@ describe('JobFeed', () => {
     expect(feed.counters.failed).toBe(1);
   });
 
+  it('head_tail: lines trimmed from the stream that the file does not have were dropped (the gap): the client follows on after them', async () => {
+    const { feed, attach } = setup(() => 100);
+    feed.gaps = true;
+    feed.push(range(500, 520).map(line)); // 101..499 stored past the head, then rotated away: not kept
+    const res = new FakeResponse();
+    const c = attach(res, 0);
+    await new Promise((r) => setTimeout(r, 400));
+    feed.push(range(521, 530).map(line));
+    await settle();
+    expect(res.events()).toEqual({ seqs: [...range(1, 100), ...range(500, 530)], others: [] });
+    expect(c.closed).toBe(false);
+    expect(feed.counters.failed).toBe(0);
+  });
+
   it('a job ended in Postgres only (file complete) ends its clients after the whole file', async () => {
     const { feed, attach } = setup(() => 42);
     const res = new FakeResponse();

@@ -36,6 +36,9 @@ export interface FeedCounters {
   overflows: number;
   /** Clients closed with a reason (`error` event) rather than `end`. */
   failed: number;
+  /** Told of each overflow and each failure as they happen (the API's prom-client metrics). */
+  onOverflow?: () => void;
+  onFailed?: () => void;
 }
 
 export const DEFAULT_FEED_LIMITS: FeedLimits = {
@@ -67,6 +70,15 @@ export class JobFeed {
   private ringBytes = 0;
   /** Last seq the feed has seen (0 before any). */
   lastSeq = 0;
+  /**
+   * Every line up to this seq is in the file, or was not kept: the stream is trimmed only behind
+   * the persister, so lines the stream no longer had when the feed read past them were stored or,
+   * in a `head_tail` log's gap, dropped. On such a log (`gaps`), a client whose file read finds
+   * nothing before it skips them; on a `head` log nothing is dropped, and it waits for the file.
+   */
+  storedThrough = 0;
+  /** The log may have a gap: the job's `log_keep` is `head_tail`. */
+  gaps = false;
   /** Id of the last stream entry read. */
   streamId = '0-0';
   /** Set once the job has ended and every line is known: clients that reach `lastSeq` get `end`. */
@@ -109,6 +121,7 @@ export class JobFeed {
     const fresh = lines.filter((l) => l.seq > this.lastSeq);
     if (fresh.length === 0) return;
     if (fresh[0].seq !== this.lastSeq + 1) {
+      this.storedThrough = Math.max(this.storedThrough, fresh[0].seq - 1);
       this.ring = [];
       this.ringBytes = 0;
     }
@@ -201,6 +214,7 @@ export class FeedClient {
   /** Out of live: from now on it is fed at its own pace until it has caught up. */
   fallBehind(): void {
     this.feed.counters.overflows++;
+    this.feed.counters.onOverflow?.();
     this.live = false;
     void this.catchUp();
   }
@@ -214,6 +228,7 @@ export class FeedClient {
     this.catching = true;
     this.live = false;
     let stuckSince: number | undefined;
+    let emptyReads = 0;
     try {
       while (!this.closed) {
         if (this.needDrain) await new Promise<void>((r) => (this.wake = r));
@@ -236,6 +251,14 @@ export class FeedClient {
         if (this.closed) return;
         if (batch.length === 0) {
           if (feed.fileComplete) return this.sendEnd(feed.end!);
+          // Twice nothing (not a tail segment read as it was rotated or composed away) before
+          // lines known to be past the persister: a head_tail log's gap. Follow on after it.
+          if (feed.gaps && this.after < feed.storedThrough && ++emptyReads >= 2) {
+            this.after = feed.storedThrough;
+            emptyReads = 0;
+            stuckSince = undefined;
+            continue;
+          }
           // The persister has not written these lines yet and they are no longer in memory.
           stuckSince ??= performance.now();
           if (performance.now() - stuckSince > feed.limits.catchUpStallMs) {
@@ -249,6 +272,7 @@ export class FeedClient {
           continue;
         }
         stuckSince = undefined;
+        emptyReads = 0;
         this.write(batch.map((e) => lineEvent(e)).join(''), batch[batch.length - 1].seq);
       }
     } catch (err) {
@@ -272,6 +296,7 @@ export class FeedClient {
   fail(reason: string, message: string): void {
     if (this.closed) return;
     this.feed.counters.failed++;
+    this.feed.counters.onFailed?.();
     this.res.write(`event: error\ndata: ${JSON.stringify({ reason, message })}\n\n`);
     this.close();
   }

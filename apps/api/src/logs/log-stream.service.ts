@@ -1,13 +1,14 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { CONFIG, createRedis, FlashpodsConfig, REDIS_KEYS } from '@flashpods/config';
-import { isTerminal, JobStatus, LINES_FIELDS, RedisKeys, STATUS_FIELDS, StatusEvent, StreamEntryType } from '@flashpods/contracts';
+import { CONFIG, createRedis, FlashpodsConfig, isCluster, REDIS_KEYS, RedisClient } from '@flashpods/config';
+import { isTerminal, JobStatus, LogKeep, LINES_FIELDS, RedisKeys, STATUS_FIELDS, StatusEvent, StreamEntryType } from '@flashpods/contracts';
 import { decodeLines, detectLevel, streamEntryFields } from '@flashpods/log-format';
 import type { Request, Response } from 'express';
-import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { DEFAULT_FEED_LIMITS, FeedClient, FeedCounters, FeedEnd, FeedLimits, FeedLine, JobFeed, lineEvent } from './job-feed';
 import { logEntryView } from './log-entry.view';
 import { JobLogsService } from './job-logs.service';
+import { apiMetrics } from '../health/api.metrics';
+import { errorBody } from '../common/api-error-code';
 
 const BLOCK_MS = 250;
 const ENTRIES_PER_READ = 200;
@@ -17,11 +18,21 @@ const WATCH_MS = 100;
 const QUIET_MS = 3000;
 /** After its terminal entry, `end` waits at most this long for the persister to store the job's end. */
 const STORED_WAIT_MS = 10000;
+/**
+ * On a Redis Cluster each job's stream is in a slot of its own (its `{jobId}` hash tag) and one
+ * XREAD must stay within a slot: the streams are read one XREAD each, sent together and none
+ * blocking (a blocked read would hold up those queued behind it on that node's connection); when
+ * none returned anything, this pause stands in for the block.
+ */
+const CLUSTER_IDLE_PAUSE_MS = 20;
+
+type StreamReply = [Buffer, [Buffer, Buffer[]][]][] | null;
 
 interface JobRow {
   status: JobStatus;
   exit_code: number | null;
   error_code: string | null;
+  log_keep: LogKeep;
 }
 
 const endOf = (row: JobRow | undefined): FeedEnd => ({
@@ -35,7 +46,7 @@ const ended = (row: JobRow | undefined) => row === undefined || isTerminal(row.s
  * Server-Sent Events for jobs: each line is an event whose id is its seq, then an `end` event with
  * the terminal status. In each API instance there is one {@link JobFeed} per job being watched,
  * whatever the number of its viewers, and one Redis connection reads the streams of every watched
- * job (one `XREAD` over all of them): viewers cost memory and socket writes, never Redis
+ * job (one `XREAD` over all of them; on a Redis Cluster one per job, sent together): viewers cost memory and socket writes, never Redis
  * connections or reads. A job's status comes from its stream's own status entries; Postgres is
  * asked only once per client when it opens, when a job's terminal entry has been read (so that
  * `end` follows the stored end: read-your-writes), and for jobs whose stream has been quiet for
@@ -48,14 +59,19 @@ export class LogStreamService implements OnModuleDestroy {
   private readonly clients = new Set<FeedClient>();
   private readonly quietCheckedAt = new WeakMap<JobFeed, number>();
   private readonly terminalAt = new WeakMap<JobFeed, number>();
-  private reader?: Redis;
+  private reader?: RedisClient;
   private reading?: Promise<void>;
   private heartbeat?: NodeJS.Timeout;
   private watcher?: NodeJS.Timeout;
   private watching = false;
   private stopped = false;
   private readonly limits: FeedLimits;
-  readonly counters: FeedCounters = { overflows: 0, failed: 0 };
+  readonly counters: FeedCounters = {
+    overflows: 0,
+    failed: 0,
+    onOverflow: () => apiMetrics.sseSlowClient(),
+    onFailed: () => apiMetrics.sseFailed(),
+  };
 
   constructor(
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
@@ -64,6 +80,7 @@ export class LogStreamService implements OnModuleDestroy {
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
   ) {
     this.limits = { ...DEFAULT_FEED_LIMITS, clientBufferBytes: config.api.sseClientBufferBytes };
+    apiMetrics.liveStats(() => this.stats);
   }
 
   /** Feeds and clients of this instance, for tests and metrics. */
@@ -87,7 +104,8 @@ export class LogStreamService implements OnModuleDestroy {
       return;
     }
     if (this.stopped) {
-      res.status(503).setHeader('Retry-After', '1').json({ error: 'shutting_down', message: 'this API instance is stopping; retry' });
+      // A documented 503 (`service_unavailable`, with Retry-After), like the API's other retryable answers.
+      res.status(503).setHeader('Retry-After', '1').json(errorBody('service_unavailable', 'this API instance is stopping; retry'));
       return;
     }
     if (req.socket.destroyed) return;
@@ -104,9 +122,13 @@ export class LogStreamService implements OnModuleDestroy {
       feed = new JobFeed(jobId, (after, max) => this.logs.after(jobId, after, max), this.limits, this.counters);
       feed.finish(endOf(row), true);
     } else {
-      feed = this.feedOf(jobId);
+      feed = this.feedOf(jobId, row?.log_keep === LogKeep.HeadTail);
     }
-    const client = new FeedClient(feed, res, afterSeq, (c) => this.gone(feed, c));
+    const closeMetric = apiMetrics.sseOpened();
+    const client = new FeedClient(feed, res, afterSeq, (c) => {
+      closeMetric();
+      this.gone(feed, c);
+    });
     this.clients.add(client);
     this.startTimers();
     feed.add(client);
@@ -119,10 +141,12 @@ export class LogStreamService implements OnModuleDestroy {
     this.reader?.disconnect();
   }
 
-  private feedOf(jobId: string): JobFeed {
+  /** `gaps`: the job's log is `head_tail`, whose gap a client catching up from the file skips. */
+  private feedOf(jobId: string, gaps: boolean): JobFeed {
     let feed = this.feeds.get(jobId);
     if (!feed) {
       feed = new JobFeed(jobId, (after, max) => this.logs.after(jobId, after, max), this.limits, this.counters);
+      feed.gaps = gaps;
       this.feeds.set(jobId, feed);
       this.quietCheckedAt.set(feed, performance.now());
     }
@@ -158,24 +182,45 @@ export class LogStreamService implements OnModuleDestroy {
     while (!this.stopped) {
       const feeds = [...this.feeds.values()].filter((f) => this.followed(f));
       if (feeds.length === 0) return;
-      let reply: [Buffer, [Buffer, Buffer[]][]][] | null;
+      let reply: NonNullable<StreamReply>;
       try {
-        reply = (await this.reader!.xreadBuffer(
-          'COUNT', ENTRIES_PER_READ, 'BLOCK', BLOCK_MS,
-          'STREAMS', ...feeds.map((f) => this.keys.jobLog(f.jobId)), ...feeds.map((f) => f.streamId),
-        )) as typeof reply;
+        reply = await this.readStreams(this.reader!, feeds);
       } catch (err) {
         if (this.stopped) return;
         this.log.warn(`reading job streams: ${(err as Error).message}; retrying`);
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      for (const [key, entries] of reply ?? []) {
+      for (const [key, entries] of reply) {
         const jobId = this.keys.jobIdOfLogKey(key.toString());
         const feed = jobId === undefined ? undefined : this.feeds.get(jobId);
         if (feed && this.followed(feed)) this.apply(feed, entries);
       }
     }
+  }
+
+  /**
+   * Up to ENTRIES_PER_READ entries of each feed's stream after the feed's last entry: one XREAD
+   * blocking up to BLOCK_MS over every stream on one server; on a cluster, one XREAD per stream
+   * (see CLUSTER_IDLE_PAUSE_MS). A stream whose read failed on a cluster is read again next time.
+   */
+  private async readStreams(reader: RedisClient, feeds: JobFeed[]): Promise<NonNullable<StreamReply>> {
+    if (!isCluster(reader)) {
+      const reply = (await reader.xreadBuffer(
+        'COUNT', ENTRIES_PER_READ, 'BLOCK', BLOCK_MS,
+        'STREAMS', ...feeds.map((f) => this.keys.jobLog(f.jobId)), ...feeds.map((f) => f.streamId),
+      )) as StreamReply;
+      return reply ?? [];
+    }
+    const settled = await Promise.allSettled(
+      feeds.map((f) => reader.xreadBuffer('COUNT', ENTRIES_PER_READ, 'STREAMS', this.keys.jobLog(f.jobId), f.streamId) as Promise<StreamReply>),
+    );
+    const reply = settled.flatMap((r) => (r.status === 'fulfilled' ? (r.value ?? []) : []));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed && reply.length === 0) throw failed.reason;
+    if (failed) this.log.warn(`reading a job stream: ${(failed.reason as Error).message}; reading it again`);
+    if (reply.length === 0) await new Promise((r) => setTimeout(r, CLUSTER_IDLE_PAUSE_MS));
+    return reply;
   }
 
   /** Stream entries in order: lines go to the feed, status entries change or end it. */
@@ -239,7 +284,7 @@ export class LogStreamService implements OnModuleDestroy {
     if (due.length === 0) return;
     for (const f of due) if (!f.terminalSeen) this.quietCheckedAt.set(f, now);
     const rows: (JobRow & { id: string })[] = await this.ds.query(
-      'SELECT id, status, exit_code, error_code FROM jobs WHERE id = ANY($1::uuid[])',
+      'SELECT id, status, exit_code, error_code, log_keep FROM jobs WHERE id = ANY($1::uuid[])',
       [due.map((f) => f.jobId)],
     );
     const byId = new Map(rows.map((r) => [r.id, r]));
@@ -256,7 +301,7 @@ export class LogStreamService implements OnModuleDestroy {
   }
 
   private async jobRow(jobId: string): Promise<JobRow | undefined> {
-    const rows = await this.ds.query('SELECT status, exit_code, error_code FROM jobs WHERE id = $1', [jobId]);
+    const rows = await this.ds.query('SELECT status, exit_code, error_code, log_keep FROM jobs WHERE id = $1', [jobId]);
     return rows[0];
   }
 }
