@@ -158,6 +158,20 @@ describe('JobFeed', () => {
     expect(feed.counters.failed).toBe(0);
   });
 
+  it('a client of a feed that has read no line yet (the stream trimmed of all it had) gets the stored lines at once, then live', async () => {
+    let stored = 5;
+    const { feed, attach } = setup(() => stored);
+    feed.statusChanged('running'); // all the stream still had: a status entry
+    const res = new FakeResponse();
+    attach(res, 0);
+    await settle();
+    expect(res.events()).toEqual({ seqs: range(1, 5), others: ['status'] });
+    stored = 7;
+    feed.push(range(6, 7).map(line));
+    await settle();
+    expect(res.events().seqs).toEqual(range(1, 7));
+  });
+
   it('a job ended in Postgres only (file complete) ends its clients after the whole file', async () => {
     const { feed, attach } = setup(() => 42);
     const res = new FakeResponse();

@@ -236,6 +236,16 @@ export class FeedClient {
         if (this.closed) return;
         const feed = this.feed;
         if (!feed.fileComplete && this.after >= feed.lastSeq) {
+          if (feed.lastSeq === 0) {
+            // The feed has read no line yet: the stream may have been trimmed of every line it had
+            // (an idle job, its last entry a status), and those are in the file.
+            const stored = await feed.readFile(this.after, FILE_BATCH);
+            if (this.closed) return;
+            if (stored.length) {
+              this.write(stored.map((e) => lineEvent(e)).join(''), stored[stored.length - 1].seq);
+              continue;
+            }
+          }
           if (feed.end) return this.sendEnd(feed.end);
           this.live = true;
           return;
