@@ -12,6 +12,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { request } from 'node:http';
+import { connectionsTo } from '../test/support/proc-net';
 import { LocalRedisCluster } from '../test/support/redis-cluster';
 import { readEvents } from '../test/support/sse';
 import { Stack } from '../test/support/stack';
@@ -341,6 +343,140 @@ async function sweepCost(): Promise<void> {
 }
 
 /**
+ * One SSE client, kept lean so that a thousand of them in this process measure the API rather
+ * than the client: it checks that seqs arrive 1, 2, 3… once each and records capture → arrival.
+ */
+function leanClient(baseUrl: string, token: string, jobId: string, latencies: number[] | undefined) {
+  const state = { lines: 0, lastSeq: 0, disorder: 0, ended: false, error: '' };
+  const done = new Promise<typeof state>((resolve) => {
+    const req = request(`${baseUrl}/jobs/${jobId}/logs/stream`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } }, (res) => {
+      if (res.statusCode !== 200) {
+        state.error = `HTTP ${res.statusCode}`;
+        res.resume();
+        return resolve(state);
+      }
+      res.setEncoding('utf8');
+      let buf = '';
+      res.on('data', (d: string) => {
+        buf += d;
+        let at: number;
+        while ((at = buf.indexOf('\n\n')) !== -1) {
+          const block = buf.slice(0, at);
+          buf = buf.slice(at + 2);
+          if (block.startsWith('id: ') && block.includes('\nevent: line\n')) {
+            const seq = Number(block.slice(4, block.indexOf('\n')));
+            if (seq !== state.lastSeq + 1) state.disorder++;
+            state.lastSeq = seq;
+            state.lines++;
+            // Only the ticks: the system lines before them (image, container started) predate the client.
+            if (latencies && block.includes('"line":"tick ')) {
+              const ts = block.indexOf('"ts":"');
+              latencies.push(Date.now() - Date.parse(block.slice(ts + 6, ts + 30)));
+            }
+          } else if (block.includes('event: end')) {
+            state.ended = true;
+            req.destroy();
+            resolve(state);
+          }
+        }
+      });
+      res.on('close', () => resolve(state));
+    });
+    req.on('error', (err) => {
+      state.error ||= err.message;
+      resolve(state);
+    });
+    req.end();
+  });
+  return done;
+}
+
+async function fanout(): Promise<void> {
+  const seconds = QUICK ? 10 : 60;
+  const viewers = QUICK ? 200 : 1000;
+  const sideJobs = QUICK ? 20 : 100;
+  const stack = await Stack.start(['api', 'persister'], { API_SSE_HEARTBEAT_MS: '15000' });
+  stack.startService('runner', 'runner', { RUNNER_CONCURRENCY: String(sideJobs + 2) });
+  await stack.waitReady();
+  const redisPort = Number(new URL(stack.world.env.REDIS_URL).port || 6379);
+  const apiPid = stack.pidOf('api')!;
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${apiPid}/status`, 'utf8'))![1]) / 1024;
+  // Every job waits for the same wall-clock start, so the load begins once every client is connected.
+  const ticker = (startAt: number, perSecond: number) => [
+    'sh', '-c',
+    `while [ $(date +%s) -lt ${Math.ceil(startAt / 1000)} ]; do sleep 0.2; done; i=0; while [ $i -lt ${seconds * perSecond} ]; do echo "tick $i"; i=$((i+1)); sleep ${(1 / perSecond).toFixed(3)}; done`,
+  ];
+  const submit = async (command: string[]) => {
+    const r = await stack.json('POST', '/jobs', { image: TEST_IMAGE, command, timeout_seconds: seconds + 600 });
+    if (r.status !== 201) throw new Error(`submit: ${JSON.stringify(r.body)}`);
+    return r.body.id as string;
+  };
+  const running = (ids: string[]) =>
+    waitFor('the jobs to run', async () => {
+      for (const id of ids) if ((await stack.json('GET', `/jobs/${id}`)).body.status !== 'running') return undefined;
+      return true;
+    }, 300000, 500);
+  type Run = { p50: number; p99: number; max: number; peakRss: number; redisConns: number; clients: number; allOnce: boolean; lines: number };
+  const measure = async (label: string, clientsOnMain: number, sides: number): Promise<Run> => {
+    const startAt = Date.now() + (sides ? (QUICK ? 30000 : 90000) : 8000);
+    const main = await submit(ticker(startAt, 100));
+    const side: string[] = [];
+    for (let i = 0; i < sides; i++) side.push(await submit(ticker(startAt, 10)));
+    await running([main, ...side]);
+    if (Date.now() > startAt) console.error(`[bench] fanout ${label}: the jobs were not all running before their start; early lines come from the file`);
+    const latencies: number[] = [];
+    const results = [
+      ...Array.from({ length: clientsOnMain }, () => leanClient(stack.baseUrl, stack.token, main, latencies)),
+      ...side.map((id) => leanClient(stack.baseUrl, stack.token, id, latencies)),
+    ];
+    let peakRss = rss();
+    let redisConns = 0;
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, rss());
+      redisConns = Math.max(redisConns, connectionsTo(apiPid, redisPort));
+    }, 1000);
+    const states = await Promise.all(results);
+    clearInterval(sampler);
+    const expected = new Map<string, number>();
+    for (const id of [main, ...side]) expected.set(id, (await stack.json('GET', `/jobs/${id}`)).body.log.lines);
+    const jobOf = (i: number) => (i < clientsOnMain ? main : side[i - clientsOnMain]);
+    const allOnce = states.every((s, i) => s.ended && !s.error && s.disorder === 0 && s.lines === expected.get(jobOf(i)));
+    // Millions of samples: sorted once, typed (a spread into Math.max would overflow the stack).
+    const sorted = Float64Array.from(latencies).sort();
+    const run = {
+      p50: sorted[Math.floor(sorted.length / 2)], p99: sorted[Math.floor(sorted.length * 0.99)], max: sorted[sorted.length - 1], peakRss, redisConns,
+      clients: results.length, allOnce, lines: latencies.length,
+    };
+    console.error(`[bench] fanout ${label}: ${JSON.stringify(run)}`);
+    if (!allOnce) console.error(`[bench] fanout ${label}: clients short: ${JSON.stringify(states.filter((s, i) => !(s.ended && s.disorder === 0 && s.lines === expected.get(jobOf(i)))).slice(0, 5))}`);
+    return run;
+  };
+  try {
+    const one = await measure('1 client', 1, 0);
+    const many = await measure(`${viewers} + ${sideJobs} clients`, viewers, sideJobs);
+    raw.fanout = { seconds, viewers, sideJobs, one, many };
+    rows.push({
+      measure: `live tail fan-out: ${viewers} SSE clients on one job at 100 lines/s for ${seconds} s, plus ${sideJobs} clients on ${sideJobs} jobs at 10 lines/s (capture → client)`,
+      flashpods: `p50 ${many.p50} ms, p99 ${many.p99} ms, max ${many.max} ms; every client every line once: ${many.allOnce ? 'yes' : 'NO'} (${many.lines.toLocaleString('en')} deliveries)`,
+      baseline: `1 client, same job shape: p50 ${one.p50} ms, p99 ${one.p99} ms`,
+      ratio: fmt(many.p99 / Math.max(1, one.p99), 2) + ' (p99)',
+      target: 'p99 < 100 ms, every line once',
+      met: many.p99 < 100 && many.allOnce && one.allOnce ? 'yes' : 'no',
+    });
+    rows.push({
+      measure: `API during the fan-out (${many.clients} clients vs 1)`,
+      flashpods: `peak RSS ${fmt(many.peakRss)} MB; ${many.redisConns} Redis connections`,
+      baseline: `1 client: peak RSS ${fmt(one.peakRss)} MB; ${one.redisConns} Redis connections`,
+      ratio: '',
+      target: 'RSS < 300 MB; Redis connections independent of clients',
+      met: many.peakRss < 300 && many.redisConns === one.redisConns ? 'yes' : 'no',
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
+/**
  * Scale-out: the same work with 1 vs 3 Redis shards (the single Redis against the local 3-master
  * cluster) and 1 vs 3 runners, two persisters throughout, the process executor (so the one Docker
  * engine is not what is measured). Two loads each: many short jobs (jobs/s), and a few jobs
@@ -486,6 +622,7 @@ async function main(): Promise<Row[]> {
     ['throughput', throughput],
     ['tail', tailCost],
     ['sweep', sweepCost],
+    ['fanout', fanout],
     ['quota', quotaCost],
     ['scale', scale],
   ];

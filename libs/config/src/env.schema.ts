@@ -107,6 +107,7 @@ export const envSchema = z.object({
   API_RATE_LIMIT_PER_MINUTE: int(600, 1),
   API_CORS_ORIGINS: z.string().optional(),
   API_SSE_HEARTBEAT_MS: int(15000, 100),
+  API_SSE_CLIENT_BUFFER_BYTES: int(64 * 1024, 1024),
   JOB_MAX_ENV_ENTRIES: int(64, 0),
   JOB_MAX_LABELS: int(32, 0),
   FLASHPODS_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),

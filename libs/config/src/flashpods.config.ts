@@ -61,6 +61,8 @@ export interface FlashpodsConfig {
     corsOrigins: string[];
     /** A comment line on every open log stream this often, so proxies keep it open. */
     sseHeartbeatMs: number;
+    /** Bytes a live-log client may have unsent before it is fed from memory or the file at its own pace. */
+    sseClientBufferBytes: number;
   };
   logFormat: 'json' | 'text';
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -141,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
       rateLimitPerMinute: e.API_RATE_LIMIT_PER_MINUTE,
       corsOrigins: e.API_CORS_ORIGINS ? e.API_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : [],
       sseHeartbeatMs: e.API_SSE_HEARTBEAT_MS,
+      sseClientBufferBytes: e.API_SSE_CLIENT_BUFFER_BYTES,
     },
     logFormat: e.LOG_FORMAT,
     logLevel: e.LOG_LEVEL,

@@ -28,12 +28,48 @@ const requestDuration = new Histogram({
 });
 const sseClients = new Gauge({ name: 'flashpods_api_sse_clients', help: 'Log streams (Server-Sent Events) open now on this API', registers });
 const sseStreams = new Counter({ name: 'flashpods_api_sse_streams_total', help: 'Log streams opened on this API', registers });
+/** What the live-log hub reports at scrape time (set by LogStreamService when it starts). */
+let liveStats: () => { feeds: number; bufferedBytes: number } = () => ({ feeds: 0, bufferedBytes: 0 });
+new Gauge({
+  name: 'flashpods_api_sse_feeds',
+  help: 'Jobs this API reads from Redis for its live-log clients (one feed each, whatever the number of clients)',
+  registers,
+  collect() {
+    this.set(liveStats().feeds);
+  },
+});
+new Gauge({
+  name: 'flashpods_api_sse_buffered_bytes',
+  help: 'Bytes written to live-log clients that their sockets have not taken yet (bounded per client by API_SSE_CLIENT_BUFFER_BYTES plus one batch)',
+  registers,
+  collect() {
+    this.set(liveStats().bufferedBytes);
+  },
+});
+const sseSlowClients = new Counter({
+  name: 'flashpods_api_sse_slow_clients_total',
+  help: 'Live-log clients that fell behind (more than API_SSE_CLIENT_BUFFER_BYTES unsent, or lines trimmed before they were read) and were fed from memory or the file at their own pace',
+  registers,
+});
+const sseFailed = new Counter({
+  name: 'flashpods_api_sse_closed_total',
+  help: 'Live-log clients closed with a reason (an error event) instead of end',
+  registers,
+});
 const jobsSubmitted = new Counter({ name: 'flashpods_api_jobs_submitted_total', help: 'Jobs accepted by POST /jobs on this API', registers });
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export const apiMetrics = {
   submitted: () => jobsSubmitted.inc(),
+  /** A live-log client fell behind and is fed at its own pace. */
+  sseSlowClient: () => sseSlowClients.inc(),
+  /** A live-log client was closed with an `error` event. */
+  sseFailed: () => sseFailed.inc(),
+  /** Where the feeds and buffered-bytes gauges read from (the live-log hub). */
+  liveStats(stats: () => { feeds: number; bufferedBytes: number }): void {
+    liveStats = stats;
+  },
   /** A log stream opened; the returned function closes it (call it once). */
   sseOpened(): () => void {
     sseStreams.inc();

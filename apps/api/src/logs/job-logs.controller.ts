@@ -44,7 +44,9 @@ export function assertLogsReadable(job: JobEntity): void {
 
 const seqParam = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const LOGS_LIMIT_DEFAULT = 100;
-const LOGS_LIMIT_MAX = 1000;
+export const LOGS_LIMIT_MAX = 1000;
+export const MATCHES_LIMIT_DEFAULT = 10000;
+export const MATCHES_LIMIT_MAX = 100000;
 const Q_MAX = 1000;
 
 export const logsQuerySchema = z
@@ -53,7 +55,14 @@ export const logsQuerySchema = z
     limit: z.coerce.number().int().min(1).max(LOGS_LIMIT_MAX).default(LOGS_LIMIT_DEFAULT),
     stream: z
       .string()
-      .transform((s, ctx) => parseLogStream(s) ?? (ctx.addIssue({ code: 'custom', message: 'must be stdout, stderr or system' }), z.NEVER))
+      .transform((s, ctx) => {
+        const streams = s.split(',').map((name) => parseLogStream(name.trim()));
+        if (streams.some((l) => l === undefined)) {
+          ctx.addIssue({ code: 'custom', message: 'must be stdout, stderr or system (comma-separated)' });
+          return z.NEVER;
+        }
+        return streams as NonNullable<(typeof streams)[number]>[];
+      })
       .optional(),
     level: z
       .string()
@@ -81,17 +90,25 @@ export const logsQuerySchema = z
   })
   .strict();
 
+/** The same filters, over the whole log: how many lines match, and which (the first `limit`). */
+export const matchesQuerySchema = logsQuerySchema
+  .omit({ limit: true })
+  .extend({ limit: z.coerce.number().int().min(1).max(MATCHES_LIMIT_MAX).default(MATCHES_LIMIT_DEFAULT) })
+  .strict();
+
 const AFTER_SEQ: QueryParam = {
   name: 'after_seq',
   description: 'Only lines after this seq.',
   schema: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 },
 };
 
-/** `logsQuerySchema` as the OpenAPI document publishes it (`openapi/openapi.schemas.spec.ts` holds them to the same names and verdicts). */
-export const LOGS_QUERY: readonly QueryParam[] = [
-  AFTER_SEQ,
-  { name: 'limit', description: 'Lines per answer at most.', schema: { type: 'integer', minimum: 1, maximum: LOGS_LIMIT_MAX, default: LOGS_LIMIT_DEFAULT } },
-  { name: 'stream', description: 'Only lines of this stream.', schema: { type: 'string', enum: LOG_STREAMS } },
+/** The filters of `logs` and `logs/matches`. */
+const FILTER_QUERY: readonly QueryParam[] = [
+  {
+    name: 'stream',
+    description: `Only lines of these streams, comma-separated (${LOG_STREAMS.join(', ')}).`,
+    schema: { type: 'string', pattern: `^\\s*(${LOG_STREAMS.join('|')})\\s*(,\\s*(${LOG_STREAMS.join('|')})\\s*)*$`, examples: ['stdout', 'stdout,stderr'] },
+  },
   {
     name: 'level',
     description: `Only lines of these levels, comma-separated (${LOG_LEVELS.join(', ')}).`,
@@ -103,6 +120,20 @@ export const LOGS_QUERY: readonly QueryParam[] = [
     schema: { type: 'string', examples: ['2026-01-01T00:00:00Z', '1767225600000'] },
   },
   { name: 'q', description: 'Only lines containing this text (case-insensitive).', schema: { type: 'string', minLength: 1, maxLength: Q_MAX } },
+];
+
+/** `logsQuerySchema` as the OpenAPI document publishes it (`openapi/openapi.schemas.spec.ts` holds them to the same names and verdicts). */
+export const LOGS_QUERY: readonly QueryParam[] = [
+  AFTER_SEQ,
+  { name: 'limit', description: 'Lines per answer at most.', schema: { type: 'integer', minimum: 1, maximum: LOGS_LIMIT_MAX, default: LOGS_LIMIT_DEFAULT } },
+  ...FILTER_QUERY,
+];
+
+/** `matchesQuerySchema` as published (held to it like `LOGS_QUERY`). */
+export const MATCHES_QUERY: readonly QueryParam[] = [
+  AFTER_SEQ,
+  { name: 'limit', description: 'Seqs listed at most (all matches are counted).', schema: { type: 'integer', minimum: 1, maximum: MATCHES_LIMIT_MAX, default: MATCHES_LIMIT_DEFAULT } },
+  ...FILTER_QUERY,
 ];
 
 export const TAIL_QUERY: readonly QueryParam[] = [
@@ -190,6 +221,27 @@ export class JobLogsController {
   }
 
   /**
+   * The seqs of every stored line after `after_seq` that passes the filters (`q`, `stream`,
+   * `level`, `since`), the first `limit` of them, and how many there are: a viewer's "n of m"
+   * and its jumps between matches, over the whole log rather than a page of it.
+   */
+  @Get('logs/matches')
+  @ApiOp('getJobLogMatches', 'Find matching lines in the whole log', 'How many stored lines after `after_seq` pass the filters (the same as `logs`), and the seqs of the first `limit`, over the whole log. Unknown parameters are refused.')
+  @ApiId('job')
+  @ApiQueryParams(MATCHES_QUERY)
+  @ApiJson(200, 'LogMatches', 'The count and the seqs.')
+  @ApiErrors({ 400: ['invalid_request'] }, LOG_READ_ERRORS, AUTHENTICATED)
+  async matches(@Param('id') id: string, @Query() query: Record<string, unknown>, @Req() req: AuthedRequest) {
+    const job = await this.jobs.get(id, req.caller);
+    const parsed = matchesQuerySchema.safeParse(query);
+    if (!parsed.success) throw ApiError.invalid(describeZodError(parsed.error));
+    assertLogsReadable(job);
+    const p = parsed.data;
+    const m = await this.logs.matches(job.id, { stream: p.stream, level: p.level, since: p.since, q: p.q }, p.after_seq, p.limit);
+    return { total: m.total, seqs: m.seqs, last_seq: m.lastSeq };
+  }
+
+  /**
    * Every line as it is produced, as Server-Sent Events; resumes after `Last-Event-ID` or
    * `after_seq`; ends with an `end` event. On a pending job it waits for the job to start.
    */
@@ -198,13 +250,13 @@ export class JobLogsController {
   @ApiOp(
     'streamJobLogs',
     'Follow the log live',
-    'Server-Sent Events. Every line is a `line` event whose `id` is its seq and whose `data` is a `LogLine`; the stream ends with one `end` event, `data` `{"status", "exit_code", "error_code"}` (status `deleted` if the job was deleted meanwhile). A `: ping` comment every `API_SSE_HEARTBEAT_MS`; an `error` event if the stream broke (reconnect). Resumes after `Last-Event-ID`, or `after_seq`, with no gap and no duplicate. Opened on a pending job, it waits for the job to start.',
+    'Server-Sent Events. Every line is a `line` event whose `id` is its seq and whose `data` is a `LogLine`; a `status` event, `data` `{"status"}`, when the job changes status while it runs (and on opening, once known); the stream ends with one `end` event, `data` `{"status", "exit_code", "error_code"}` (status `deleted` if the job was deleted meanwhile), or with an `error` event, `data` `{"reason", "message"}` (`behind`: the client could not be caught up; `error`: the stream broke), after which the client reconnects to resume. A `: ping` comment every `API_SSE_HEARTBEAT_MS`. Resumes after `Last-Event-ID`, or `after_seq`, with no gap and no duplicate. Opened on a pending job, it waits for the job to start.',
   )
   @ApiId('job')
   @ApiTicketOrBearer()
   @ApiQueryParams([AFTER_SEQ])
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'The last seq received (EventSource sends it on reconnect); wins over `after_seq`.', schema: { type: 'string', pattern: '^\\d+$' } })
-  @ApiMedia(200, 'text/event-stream', { type: 'string', examples: ['retry: 1000\n\nid: 1\nevent: line\ndata: {"seq":1,"ts":"2026-01-01T00:00:00.000Z","stream":"stdout","level":"info","line":"hello"}\n\nid: 1\nevent: end\ndata: {"status":"completed","exit_code":0,"error_code":null}\n\n'] }, 'The events, until `end`.')
+  @ApiMedia(200, 'text/event-stream', { type: 'string', examples: ['retry: 1000\n\nid: 1\nevent: line\ndata: {"seq":1,"ts":"2026-01-01T00:00:00.000Z","stream":"stdout","level":"info","line":"hello"}\n\nevent: status\ndata: {"status":"running"}\n\nid: 1\nevent: end\ndata: {"status":"completed","exit_code":0,"error_code":null}\n\n'] }, 'The events, until `end`.')
   @ApiEmpty(204, 'Resumed at or past the last line of a job that has ended: nothing more will come (an EventSource stops reconnecting).')
   @ApiErrors({ 400: ['invalid_request'], 404: ['job_not_found'], 410: ['logs_deleted'] }, AUTHENTICATED)
   async stream(

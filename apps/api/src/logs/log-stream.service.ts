@@ -1,31 +1,94 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { CONFIG, duplicateRedis, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
-import { isTerminal, JobStatus, LINES_FIELDS, RedisKeys, StreamEntryType } from '@flashpods/contracts';
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { CONFIG, createRedis, FlashpodsConfig, isCluster, REDIS_KEYS, RedisClient } from '@flashpods/config';
+import { isTerminal, JobStatus, LogKeep, LINES_FIELDS, RedisKeys, STATUS_FIELDS, StatusEvent, StreamEntryType } from '@flashpods/contracts';
 import { decodeLines, detectLevel, streamEntryFields } from '@flashpods/log-format';
 import type { Request, Response } from 'express';
 import { DataSource } from 'typeorm';
-import { LogEntryView, logEntryView } from './log-entry.view';
+import { DEFAULT_FEED_LIMITS, FeedClient, FeedCounters, FeedEnd, FeedLimits, FeedLine, JobFeed, lineEvent } from './job-feed';
+import { logEntryView } from './log-entry.view';
 import { JobLogsService } from './job-logs.service';
 import { apiMetrics } from '../health/api.metrics';
+import { errorBody } from '../common/api-error-code';
 
-const BLOCK_MS = 500;
+const BLOCK_MS = 250;
+const ENTRIES_PER_READ = 200;
+/** How often the hub looks at its feeds (terminal entries waiting for Postgres, quiet jobs). */
+const WATCH_MS = 100;
+/** A live job whose stream gave nothing this long is looked up in Postgres (then every this often). */
+const QUIET_MS = 3000;
+/** After its terminal entry, `end` waits at most this long for the persister to store the job's end. */
+const STORED_WAIT_MS = 10000;
+/**
+ * On a Redis Cluster each job's stream is in a slot of its own (its `{jobId}` hash tag) and one
+ * XREAD must stay within a slot: the streams are read one XREAD each, sent together and none
+ * blocking (a blocked read would hold up those queued behind it on that node's connection); when
+ * none returned anything, this pause stands in for the block.
+ */
+const CLUSTER_IDLE_PAUSE_MS = 20;
+
+type StreamReply = [Buffer, [Buffer, Buffer[]][]][] | null;
+
+interface JobRow {
+  status: JobStatus;
+  exit_code: number | null;
+  error_code: string | null;
+  log_keep: LogKeep;
+}
+
+const endOf = (row: JobRow | undefined): FeedEnd => ({
+  status: row?.status ?? 'deleted',
+  exit_code: row?.exit_code ?? null,
+  error_code: row?.error_code ?? null,
+});
+const ended = (row: JobRow | undefined) => row === undefined || isTerminal(row.status) || row.status === JobStatus.Cleaned;
 
 /**
- * Server-Sent Events for one job: each line is an event whose id is its seq. Lines already stored
- * come from the log file; newer ones from the job's Redis stream as the runner ships them. The
- * stream is trimmed behind the persister, so whenever it starts past the last seq sent, the gap is
- * read from the file first: no gap, no duplicate, on any API instance. Ends with an `end` event
- * carrying the terminal status, sent once the persister has stored it (and so the whole log).
+ * Server-Sent Events for jobs: each line is an event whose id is its seq, then an `end` event with
+ * the terminal status. In each API instance there is one {@link JobFeed} per job being watched,
+ * whatever the number of its viewers, and one Redis connection reads the streams of every watched
+ * job (one `XREAD` over all of them; on a Redis Cluster one per job, sent together): viewers cost memory and socket writes, never Redis
+ * connections or reads. A job's status comes from its stream's own status entries; Postgres is
+ * asked only once per client when it opens, when a job's terminal entry has been read (so that
+ * `end` follows the stored end: read-your-writes), and for jobs whose stream has been quiet for
+ * seconds (a pending job cancelled, a job ended in Postgres only).
  */
 @Injectable()
-export class LogStreamService {
+export class LogStreamService implements OnModuleDestroy {
+  private readonly log = new Logger(LogStreamService.name);
+  private readonly feeds = new Map<string, JobFeed>();
+  private readonly clients = new Set<FeedClient>();
+  private readonly quietCheckedAt = new WeakMap<JobFeed, number>();
+  private readonly terminalAt = new WeakMap<JobFeed, number>();
+  private reader?: RedisClient;
+  private reading?: Promise<void>;
+  private heartbeat?: NodeJS.Timeout;
+  private watcher?: NodeJS.Timeout;
+  private watching = false;
+  private stopped = false;
+  private readonly limits: FeedLimits;
+  readonly counters: FeedCounters = {
+    overflows: 0,
+    failed: 0,
+    onOverflow: () => apiMetrics.sseSlowClient(),
+    onFailed: () => apiMetrics.sseFailed(),
+  };
+
   constructor(
-    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
     private readonly logs: JobLogsService,
     private readonly ds: DataSource,
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
-  ) {}
+  ) {
+    this.limits = { ...DEFAULT_FEED_LIMITS, clientBufferBytes: config.api.sseClientBufferBytes };
+    apiMetrics.liveStats(() => this.stats);
+  }
+
+  /** Feeds and clients of this instance, for tests and metrics. */
+  get stats(): { feeds: number; clients: number; bufferedBytes: number } {
+    let bufferedBytes = 0;
+    for (const c of this.clients) bufferedBytes += c.buffered;
+    return { feeds: this.feeds.size, clients: this.clients.size, bufferedBytes };
+  }
 
   /**
    * `resumed`: the client named where it was (`Last-Event-ID` or `after_seq`). Resuming a finished
@@ -34,10 +97,18 @@ export class LogStreamService {
    * again, and again, every `retry` interval.
    */
   async stream(jobId: string, afterSeq: number, resumed: boolean, req: Request, res: Response): Promise<void> {
-    if (resumed && (await this.finishedAt(jobId, afterSeq))) {
+    const row = await this.jobRow(jobId);
+    const done = ended(row);
+    if (resumed && done && (await this.logs.after(jobId, afterSeq, 1)).length === 0) {
       res.status(204).end();
       return;
     }
+    if (this.stopped) {
+      // A documented 503 (`service_unavailable`, with Retry-After), like the API's other retryable answers.
+      res.status(503).setHeader('Retry-After', '1').json(errorBody('service_unavailable', 'this API instance is stopping; retry'));
+      return;
+    }
+    if (req.socket.destroyed) return;
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
@@ -45,106 +116,192 @@ export class LogStreamService {
       'X-Accel-Buffering': 'no',
     });
     res.write('retry: 1000\n\n');
+    let feed: JobFeed;
+    if (done) {
+      // Ended and stored: the file is the whole log. A feed of its own, read from the file only.
+      feed = new JobFeed(jobId, (after, max) => this.logs.after(jobId, after, max), this.limits, this.counters);
+      feed.finish(endOf(row), true);
+    } else {
+      feed = this.feedOf(jobId, row?.log_keep === LogKeep.HeadTail);
+    }
     const closeMetric = apiMetrics.sseOpened();
-    let closed = false;
-    // Blocking reads on a connection of their own; it queues its first command until connected,
-    // and waits longer than a block.
-    const reader = duplicateRedis(this.redis, { enableOfflineQueue: true, commandTimeout: BLOCK_MS + 5000 });
-    req.on('close', () => {
-      closed = true;
-      reader.disconnect();
-    });
-    const heartbeat = setInterval(() => res.write(': ping\n\n'), this.config.api.sseHeartbeatMs);
-    let after = afterSeq;
-    let streamId = '0-0';
-    const send = async (e: LogEntryView) => {
-      if (e.seq <= after) return;
-      after = e.seq;
-      if (!res.write(`id: ${e.seq}\nevent: line\ndata: ${JSON.stringify(e)}\n\n`)) {
-        await new Promise<void>((resolve) => {
-          res.once('drain', resolve);
-          res.once('close', resolve);
-        });
-      }
-    };
-    const drainFile = async () => {
-      for (let batch = await this.logs.after(jobId, after, 1000); batch.length && !closed; batch = await this.logs.after(jobId, after, 1000)) {
-        for (const e of batch) await send(e);
-      }
-    };
-    // Set when the stream was found past us: if the file then has nothing to fill in, those lines
-    // were not kept (a `head_tail` log past its head drops what its tail cannot hold), and the
-    // stream is followed from where it is.
-    let behind = false;
-    try {
-      while (!closed) {
-        const before = after;
-        await drainFile();
-        const skipGap = behind && after === before;
-        const row = await this.jobRow(jobId);
-        if (row === undefined || isTerminal(row.status) || row.status === JobStatus.Cleaned) {
-          await drainFile();
-          const end = { status: row?.status ?? 'deleted', exit_code: row?.exit_code ?? null, error_code: row?.error_code ?? null };
-          res.write(`id: ${after}\nevent: end\ndata: ${JSON.stringify(end)}\n\n`);
-          break;
-        }
-        ({ id: streamId, behind } = await this.followStream(reader, jobId, streamId, () => after, send, skipGap));
-      }
-    } catch (err) {
-      if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ message: 'stream interrupted; reconnect' })}\n\n`);
-    } finally {
-      clearInterval(heartbeat);
+    const client = new FeedClient(feed, res, afterSeq, (c) => {
       closeMetric();
-      reader.disconnect();
-      res.end();
+      this.gone(feed, c);
+    });
+    this.clients.add(client);
+    this.startTimers();
+    feed.add(client);
+  }
+
+  onModuleDestroy(): void {
+    this.stopped = true;
+    for (const c of [...this.clients]) c.close();
+    this.stopTimers();
+    this.reader?.disconnect();
+  }
+
+  /** `gaps`: the job's log is `head_tail`, whose gap a client catching up from the file skips. */
+  private feedOf(jobId: string, gaps: boolean): JobFeed {
+    let feed = this.feeds.get(jobId);
+    if (!feed) {
+      feed = new JobFeed(jobId, (after, max) => this.logs.after(jobId, after, max), this.limits, this.counters);
+      feed.gaps = gaps;
+      this.feeds.set(jobId, feed);
+      this.quietCheckedAt.set(feed, performance.now());
+    }
+    this.startReading();
+    return feed;
+  }
+
+  private gone(feed: JobFeed, client: FeedClient): void {
+    this.clients.delete(client);
+    feed.clients.delete(client);
+    if (feed.clients.size === 0 && this.feeds.get(feed.jobId) === feed) this.feeds.delete(feed.jobId);
+    if (this.clients.size === 0) this.stopTimers();
+  }
+
+  private startReading(): void {
+    if (this.reading || this.stopped) return;
+    // Blocking reads need a connection of their own: one for all the jobs this instance watches.
+    this.reader ??= createRedis(this.config, 'api-live', {
+      connectionName: `flashpods:${this.config.redis.prefix}:api-live`,
+      commandTimeout: BLOCK_MS + 5000,
+    });
+    this.reading = this.readLoop().finally(() => {
+      this.reading = undefined;
+      if ([...this.feeds.values()].some((f) => this.followed(f)) && !this.stopped) this.startReading();
+    });
+  }
+
+  private followed(feed: JobFeed): boolean {
+    return !feed.end && !feed.terminalSeen;
+  }
+
+  private async readLoop(): Promise<void> {
+    while (!this.stopped) {
+      const feeds = [...this.feeds.values()].filter((f) => this.followed(f));
+      if (feeds.length === 0) return;
+      let reply: NonNullable<StreamReply>;
+      try {
+        reply = await this.readStreams(this.reader!, feeds);
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn(`reading job streams: ${(err as Error).message}; retrying`);
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      for (const [key, entries] of reply) {
+        const jobId = this.keys.jobIdOfLogKey(key.toString());
+        const feed = jobId === undefined ? undefined : this.feeds.get(jobId);
+        if (feed && this.followed(feed)) this.apply(feed, entries);
+      }
     }
   }
 
   /**
-   * Sends lines from the job's Redis stream after `streamId`. Returns the id to continue from;
-   * stops early (without passing the entry, `behind`) when the stream has lost lines the file must
-   * supply, unless `skipGap` says the file has none to give.
+   * Up to ENTRIES_PER_READ entries of each feed's stream after the feed's last entry: one XREAD
+   * blocking up to BLOCK_MS over every stream on one server; on a cluster, one XREAD per stream
+   * (see CLUSTER_IDLE_PAUSE_MS). A stream whose read failed on a cluster is read again next time.
    */
-  private async followStream(
-    reader: RedisClient,
-    jobId: string,
-    streamId: string,
-    after: () => number,
-    send: (e: LogEntryView) => Promise<void>,
-    skipGap: boolean,
-  ): Promise<{ id: string; behind: boolean }> {
-    const reply = (await reader.xreadBuffer(
-      'COUNT', 50, 'BLOCK', BLOCK_MS, 'STREAMS', this.keys.jobLog(jobId), streamId,
-    )) as [Buffer, [Buffer, Buffer[]][]][] | null;
-    let id = streamId;
-    for (const [entryId, raw] of reply?.[0]?.[1] ?? []) {
-      const fields = streamEntryFields(raw);
-      if (fields.get(LINES_FIELDS.type)?.toString() === StreamEntryType.Lines) {
-        const lines = decodeLines(fields.get(LINES_FIELDS.data)!, Number(fields.get(LINES_FIELDS.firstSeq)));
-        if (!skipGap && lines.length && lines[0].seq > after() + 1 && lines[lines.length - 1].seq > after()) {
-          return { id, behind: true }; // trimmed past us: the file has the missing lines
-        }
-        for (const l of lines) {
-          await send(logEntryView(l.seq, l.ts, l.stream, detectLevel(l.stream, l.text), l.text.toString('utf8')));
-        }
-      }
-      id = entryId.toString();
+  private async readStreams(reader: RedisClient, feeds: JobFeed[]): Promise<NonNullable<StreamReply>> {
+    if (!isCluster(reader)) {
+      const reply = (await reader.xreadBuffer(
+        'COUNT', ENTRIES_PER_READ, 'BLOCK', BLOCK_MS,
+        'STREAMS', ...feeds.map((f) => this.keys.jobLog(f.jobId)), ...feeds.map((f) => f.streamId),
+      )) as StreamReply;
+      return reply ?? [];
     }
-    return { id, behind: false };
+    const settled = await Promise.allSettled(
+      feeds.map((f) => reader.xreadBuffer('COUNT', ENTRIES_PER_READ, 'STREAMS', this.keys.jobLog(f.jobId), f.streamId) as Promise<StreamReply>),
+    );
+    const reply = settled.flatMap((r) => (r.status === 'fulfilled' ? (r.value ?? []) : []));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed && reply.length === 0) throw failed.reason;
+    if (failed) this.log.warn(`reading a job stream: ${(failed.reason as Error).message}; reading it again`);
+    if (reply.length === 0) await new Promise((r) => setTimeout(r, CLUSTER_IDLE_PAUSE_MS));
+    return reply;
   }
 
-  /** Whether the job has ended and no stored line follows `afterSeq`. */
-  private async finishedAt(jobId: string, afterSeq: number): Promise<boolean> {
-    const row = await this.jobRow(jobId);
-    if (row !== undefined && !isTerminal(row.status) && row.status !== JobStatus.Cleaned) return false;
-    return (await this.logs.after(jobId, afterSeq, 1)).length === 0;
+  /** Stream entries in order: lines go to the feed, status entries change or end it. */
+  private apply(feed: JobFeed, entries: [Buffer, Buffer[]][]): void {
+    feed.lastEntryAt = performance.now();
+    let lines: FeedLine[] = [];
+    for (const [rawId, raw] of entries) {
+      feed.streamId = rawId.toString();
+      const fields = streamEntryFields(raw);
+      const type = fields.get(LINES_FIELDS.type)?.toString();
+      if (type === StreamEntryType.Lines) {
+        for (const l of decodeLines(fields.get(LINES_FIELDS.data)!, Number(fields.get(LINES_FIELDS.firstSeq)))) {
+          const view = logEntryView(l.seq, l.ts, l.stream, detectLevel(l.stream, l.text), l.text.toString('utf8'));
+          lines.push({ seq: l.seq, event: lineEvent(view) });
+        }
+      } else if (type === StreamEntryType.Status) {
+        feed.push(lines);
+        lines = [];
+        const event = JSON.parse(fields.get(STATUS_FIELDS.event)!.toString()) as StatusEvent;
+        if (isTerminal(event.status)) {
+          feed.terminalSeen = { status: event.status, exit_code: event.exitCode ?? null, error_code: event.error?.code ?? null };
+          this.terminalAt.set(feed, performance.now());
+          break;
+        }
+        feed.statusChanged(event.status);
+      }
+    }
+    feed.push(lines);
   }
 
-  /** What the stream needs of the job: whether it has ended, and how (for the `end` event). */
-  private async jobRow(
-    jobId: string,
-  ): Promise<{ status: JobStatus; exit_code: number | null; error_code: string | null } | undefined> {
-    const rows = await this.ds.query('SELECT status, exit_code, error_code FROM jobs WHERE id = $1', [jobId]);
+  private startTimers(): void {
+    this.heartbeat ??= setInterval(() => {
+      for (const c of this.clients) c.writeRaw(': ping\n\n');
+    }, this.config.api.sseHeartbeatMs);
+    this.watcher ??= setInterval(() => {
+      if (this.watching) return;
+      this.watching = true;
+      this.watch()
+        .catch((err) => this.log.warn(`looking up watched jobs: ${(err as Error).message}`))
+        .finally(() => (this.watching = false));
+    }, WATCH_MS);
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.heartbeat);
+    clearInterval(this.watcher);
+    this.heartbeat = undefined;
+    this.watcher = undefined;
+  }
+
+  /**
+   * Ends feeds whose end is known: a terminal entry read, once Postgres has it too (or after
+   * `STORED_WAIT_MS`, from the entry alone); a quiet job that Postgres shows ended (or gone), in
+   * which case the file is complete and is what its clients read to the end.
+   */
+  private async watch(): Promise<void> {
+    const now = performance.now();
+    const due = [...this.feeds.values()].filter(
+      (f) => !f.end && (f.terminalSeen || (now - f.lastEntryAt > QUIET_MS && now - (this.quietCheckedAt.get(f) ?? 0) > QUIET_MS)),
+    );
+    if (due.length === 0) return;
+    for (const f of due) if (!f.terminalSeen) this.quietCheckedAt.set(f, now);
+    const rows: (JobRow & { id: string })[] = await this.ds.query(
+      'SELECT id, status, exit_code, error_code, log_keep FROM jobs WHERE id = ANY($1::uuid[])',
+      [due.map((f) => f.jobId)],
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const feed of due) {
+      if (feed.end) continue;
+      const row = byId.get(feed.jobId);
+      if (feed.terminalSeen) {
+        if (ended(row)) feed.finish(endOf(row), false);
+        else if (performance.now() - (this.terminalAt.get(feed) ?? 0) > STORED_WAIT_MS) feed.finish(feed.terminalSeen, false);
+      } else if (ended(row)) {
+        feed.finish(endOf(row), true);
+      }
+    }
+  }
+
+  private async jobRow(jobId: string): Promise<JobRow | undefined> {
+    const rows = await this.ds.query('SELECT status, exit_code, error_code, log_keep FROM jobs WHERE id = $1', [jobId]);
     return rows[0];
   }
 }

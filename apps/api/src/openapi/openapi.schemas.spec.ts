@@ -8,7 +8,7 @@ import { API_ERROR_CODES } from '../common/api-error-code';
 import { jobView } from '../jobs/job.view';
 import { LIST_QUERY, listSchema } from '../jobs/jobs.controller';
 import { logEntryView } from '../logs/log-entry.view';
-import { LOGS_QUERY, logsQuerySchema, TAIL_QUERY } from '../logs/job-logs.controller';
+import { LOGS_QUERY, logsQuerySchema, MATCHES_QUERY, matchesQuerySchema, TAIL_QUERY } from '../logs/job-logs.controller';
 import { QueryParam } from './api-docs.decorators';
 import { componentSchemas } from './openapi.schemas';
 
@@ -85,6 +85,7 @@ describe('published query parameters match their validation', () => {
   it('GET /jobs and GET /jobs/{id}/logs publish exactly the parameters they accept', () => {
     expect(LIST_QUERY.map((p) => p.name).sort()).toEqual(shapeOf(listSchema));
     expect(LOGS_QUERY.map((p) => p.name).sort()).toEqual(shapeOf(logsQuerySchema));
+    expect(MATCHES_QUERY.map((p) => p.name).sort()).toEqual(shapeOf(matchesQuerySchema));
   });
 
   it.each<[string, string[]]>([
@@ -104,12 +105,22 @@ describe('published query parameters match their validation', () => {
   it.each<[string, string[]]>([
     ['after_seq', ['0', '5', '-1', '1.5', 'x', String(Number.MAX_SAFE_INTEGER), '9007199254740992']],
     ['limit', ['0', '1', '1000', '1001']],
-    ['stream', ['stdout', 'stderr', 'system', 'stdin', '']],
+    ['stream', ['stdout', 'stderr', 'system', 'stdin', '', 'stdout,stderr', ' stdout , system ', 'stdout,x', ',']],
     ['level', ['info', 'warn,error', ' warn , error ', 'debug,info,warn,error,fatal', 'x', 'error,x', ',', '']],
     ['q', ['x', '', 'x'.repeat(1000), 'x'.repeat(1001)]],
   ])('GET /jobs/{id}/logs %s', (name, values) => {
     for (const v of values) {
       expect([name, v, publishedOk(LOGS_QUERY, name, v)]).toEqual([name, v, logsQuerySchema.safeParse({ [name]: v }).success]);
+    }
+  });
+
+  it.each<[string, string[]]>([
+    ['limit', ['0', '1', '10000', '100000', '100001']],
+    ['stream', ['stdout', 'stdout,stderr', 'stdin', '']],
+    ['after_seq', ['0', '-1', 'x']],
+  ])('GET /jobs/{id}/logs/matches %s', (name, values) => {
+    for (const v of values) {
+      expect([name, v, publishedOk(MATCHES_QUERY, name, v)]).toEqual([name, v, matchesQuerySchema.safeParse({ [name]: v }).success]);
     }
   });
 

@@ -119,6 +119,11 @@ export function componentSchemas(config: FlashpodsConfig): Record<string, JsonSc
         }),
       },
     ),
+    LogMatches: closed('The stored lines after `after_seq` that pass the filters, over the whole log.', {
+      total: { type: 'integer', minimum: 0, description: 'How many lines match.' },
+      seqs: { type: 'array', items: { type: 'integer', minimum: 1 }, description: 'The seqs of the first `limit` of them, in order.' },
+      last_seq: { type: 'integer', minimum: 0, description: 'The last seq examined: the end of the stored log when the search began (`after_seq` if nothing was).' },
+    }),
     LogTicket: closed("A short-lived, read-only ticket for this job's `logs/stream` and `logs/download` (`?ticket=`).", {
       ticket: { type: 'string', pattern: '^fpt_[A-Za-z0-9_-]{43}$' },
       expires_at: time('After this the ticket opens nothing.'),

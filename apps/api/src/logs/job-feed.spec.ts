@@ -1,0 +1,199 @@
+import { EventEmitter } from 'node:events';
+import type { Response } from 'express';
+import { FeedClient, FeedLine, JobFeed, lineEvent } from './job-feed';
+import { LogEntryView } from './log-entry.view';
+
+/** A response whose socket holds `capacity` bytes until `drain()` empties it, like a slow peer. */
+class FakeResponse extends EventEmitter {
+  received = '';
+  pending = '';
+  ended = false;
+  constructor(private readonly capacity = Infinity) {
+    super();
+  }
+  get writableLength(): number {
+    return this.pending.length;
+  }
+  write(s: string): boolean {
+    this.pending += s;
+    if (this.pending.length <= this.capacity) this.flush();
+    return this.pending.length === 0;
+  }
+  flush(): void {
+    this.received += this.pending;
+    this.pending = '';
+  }
+  drain(): void {
+    this.flush();
+    this.emit('drain');
+  }
+  end(): void {
+    this.ended = true;
+  }
+  /** Seqs of the `line` events received, and the names of the other events. */
+  events(): { seqs: number[]; others: string[] } {
+    const seqs: number[] = [];
+    const others: string[] = [];
+    for (const block of this.received.split('\n\n')) {
+      const name = /^event: (\w+)$/m.exec(block)?.[1];
+      if (name === 'line') seqs.push(Number(/^id: (\d+)$/m.exec(block)![1]));
+      else if (name) others.push(name);
+    }
+    return { seqs, others };
+  }
+}
+
+const view = (seq: number): LogEntryView => ({ seq, ts: new Date(0).toISOString(), stream: 'stdout', level: 'info', line: `line ${seq}` });
+const line = (seq: number): FeedLine => ({ seq, event: lineEvent(view(seq)) });
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const tick = () => new Promise((r) => setImmediate(r));
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await tick();
+}
+
+/** A feed over a "file" holding seqs 1..stored, with small limits so the tests reach them. */
+function setup(stored: () => number, limits: Partial<JobFeed['limits']> = {}) {
+  const reads: number[] = [];
+  const feed = new JobFeed(
+    'job',
+    async (after, max) => {
+      reads.push(after);
+      return range(after + 1, Math.min(stored(), after + max)).map(view);
+    },
+    { clientBufferBytes: 2000, ringLines: 50, ringBytes: 1e9, catchUpStallMs: 200, ...limits },
+  );
+  const attach = (res: FakeResponse, after = 0) => {
+    const c = new FeedClient(feed, res as unknown as Response, after, () => feed.clients.delete(c));
+    feed.add(c);
+    return c;
+  };
+  return { feed, attach, reads };
+}
+
+describe('JobFeed', () => {
+  it('fans every line out once, in order, to many clients, serialising each line once', async () => {
+    const { feed, attach } = setup(() => 0);
+    const clients = Array.from({ length: 100 }, () => new FakeResponse());
+    clients.forEach((r) => attach(r));
+    await settle();
+    for (let s = 1; s <= 500; s += 5) feed.push(range(s, s + 4).map(line));
+    feed.finish({ status: 'completed', exit_code: 0, error_code: null }, false);
+    await settle();
+    for (const r of clients) {
+      expect(r.events()).toEqual({ seqs: range(1, 500), others: ['end'] });
+      expect(r.ended).toBe(true);
+    }
+    expect(feed.clients.size).toBe(0);
+  });
+
+  it('a stalled client drops out of live without holding anyone up, then catches up from memory and the file, once each line', async () => {
+    let stored = 0;
+    const { feed, attach, reads } = setup(() => stored);
+    const fast = new FakeResponse();
+    const slow = new FakeResponse(0); // nothing leaves its socket until drained
+    attach(fast);
+    const c = attach(slow);
+    await settle();
+    for (let s = 1; s <= 1000; s += 10) {
+      feed.push(range(s, s + 9).map(line));
+      stored = s + 9 - 100; // the persister is 100 lines behind the stream
+    }
+    await settle();
+    expect(fast.events().seqs).toEqual(range(1, 1000));
+    // The slow one holds at most its buffer plus one batch, and is no longer fed live.
+    expect(slow.pending.length).toBeLessThan(2000 + 2000);
+    expect(c.live).toBe(false);
+    expect(feed.counters.overflows).toBe(1);
+    stored = 1000;
+    for (let i = 0; i < 200 && slow.events().seqs.length < 1000; i++) {
+      slow.drain();
+      await settle();
+    }
+    expect(slow.events().seqs).toEqual(range(1, 1000));
+    expect(reads.length).toBeGreaterThan(0); // the ring (50 lines) no longer had the start: the file did
+    expect(c.live).toBe(true);
+    // Back in live: the next lines come as they arrive.
+    feed.push([line(1001)]);
+    slow.drain();
+    expect(slow.events().seqs.slice(-1)).toEqual([1001]);
+  });
+
+  it('a new client resuming after a seq gets what follows from the file, then live, with no gap or duplicate', async () => {
+    let stored = 300;
+    const { feed, attach } = setup(() => stored);
+    feed.push(range(251, 300).map(line)); // the stream was trimmed to 251 before the feed first read it
+    const res = new FakeResponse();
+    attach(res, 120);
+    await settle();
+    feed.push(range(301, 310).map(line));
+    stored = 310;
+    await settle();
+    expect(res.events().seqs).toEqual(range(121, 310));
+  });
+
+  it('a client whose lines are neither in memory nor in the file is closed with a reason, its timer gone', async () => {
+    const { feed, attach } = setup(() => 0);
+    feed.push(range(500, 520).map(line));
+    const res = new FakeResponse();
+    const c = attach(res, 0);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(res.events().others).toEqual(['error']);
+    expect(res.received).toContain('"reason":"behind"');
+    expect(res.ended).toBe(true);
+    expect(c.closed).toBe(true);
+    expect(feed.counters.failed).toBe(1);
+  });
+
+  it('head_tail: lines trimmed from the stream that the file does not have were dropped (the gap): the client follows on after them', async () => {
+    const { feed, attach } = setup(() => 100);
+    feed.gaps = true;
+    feed.push(range(500, 520).map(line)); // 101..499 stored past the head, then rotated away: not kept
+    const res = new FakeResponse();
+    const c = attach(res, 0);
+    await new Promise((r) => setTimeout(r, 400));
+    feed.push(range(521, 530).map(line));
+    await settle();
+    expect(res.events()).toEqual({ seqs: [...range(1, 100), ...range(500, 530)], others: [] });
+    expect(c.closed).toBe(false);
+    expect(feed.counters.failed).toBe(0);
+  });
+
+  it('a client of a feed that has read no line yet (the stream trimmed of all it had) gets the stored lines at once, then live', async () => {
+    let stored = 5;
+    const { feed, attach } = setup(() => stored);
+    feed.statusChanged('running'); // all the stream still had: a status entry
+    const res = new FakeResponse();
+    attach(res, 0);
+    await settle();
+    expect(res.events()).toEqual({ seqs: range(1, 5), others: ['status'] });
+    stored = 7;
+    feed.push(range(6, 7).map(line));
+    await settle();
+    expect(res.events().seqs).toEqual(range(1, 7));
+  });
+
+  it('a job ended in Postgres only (file complete) ends its clients after the whole file', async () => {
+    const { feed, attach } = setup(() => 42);
+    const res = new FakeResponse();
+    attach(res);
+    await settle();
+    feed.finish({ status: 'cancelled', exit_code: null, error_code: null }, true);
+    await settle();
+    expect(res.events()).toEqual({ seqs: range(1, 42), others: ['end'] });
+    expect(res.received).toContain('"status":"cancelled"');
+  });
+
+  it('a client that goes away leaves no listener behind', async () => {
+    const { feed, attach } = setup(() => 0);
+    const res = new FakeResponse(0);
+    attach(res);
+    await settle();
+    feed.push(range(1, 100).map(line));
+    await settle();
+    expect(res.listenerCount('drain')).toBe(1);
+    res.emit('close');
+    expect(res.listenerCount('drain')).toBe(0);
+    expect(res.listenerCount('close')).toBe(0);
+    expect(feed.clients.size).toBe(0);
+  });
+});

@@ -1,0 +1,325 @@
+import type { Response } from 'express';
+import { LogEntryView } from './log-entry.view';
+
+/** How a job ended, as the `end` event tells it. */
+export interface FeedEnd {
+  status: string;
+  exit_code: number | null;
+  error_code: string | null;
+}
+
+/** One line, serialised once as its SSE event and shared by every client of the feed. */
+export interface FeedLine {
+  seq: number;
+  event: string;
+}
+
+/** Stored lines after a seq, at most `max` (the log file, through its index). */
+export type FileReader = (afterSeq: number, max: number) => Promise<LogEntryView[]>;
+
+export interface FeedLimits {
+  /** Bytes a client may have waiting in its socket before it stops being fed live. */
+  clientBufferBytes: number;
+  /** Recent lines kept in memory for clients that are a little behind. */
+  ringLines: number;
+  ringBytes: number;
+  /** A client that cannot advance (its lines neither in memory nor yet in the file) this long is closed. */
+  catchUpStallMs: number;
+}
+
+/** What the clients of every feed have done, for metrics and tests. */
+export interface FeedCounters {
+  /**
+   * Live clients that fell behind (more than their buffer unsent, or lines trimmed from the stream
+   * before this feed read them) and were fed from memory or the file at their own pace instead.
+   */
+  overflows: number;
+  /** Clients closed with a reason (`error` event) rather than `end`. */
+  failed: number;
+  /** Told of each overflow and each failure as they happen (the API's prom-client metrics). */
+  onOverflow?: () => void;
+  onFailed?: () => void;
+}
+
+export const DEFAULT_FEED_LIMITS: FeedLimits = {
+  clientBufferBytes: 64 * 1024,
+  ringLines: 20000,
+  ringBytes: 8 * 1024 * 1024,
+  catchUpStallMs: 30000,
+};
+
+const FILE_BATCH = 1000;
+const FILE_RETRY_MS = 100;
+
+export function lineEvent(e: LogEntryView): string {
+  return `id: ${e.seq}\nevent: line\ndata: ${JSON.stringify(e)}\n\n`;
+}
+
+/**
+ * The lines of one job for every SSE client of this API instance. It is fed by one reader (the
+ * hub's) and keeps the most recent lines in a ring, each serialised once. A client is either
+ * *live* (it has every line up to the feed's last one, or has them in its socket buffer) and is
+ * written to as lines arrive, or *catching up*: new, resumed, or found with more than
+ * `clientBufferBytes` unsent, it is fed from the ring or, further back, from the log file, at the
+ * pace its socket drains, and rejoins the live clients once it has reached the last line. Nothing
+ * a slow client does ever makes the feed or another client wait.
+ */
+export class JobFeed {
+  readonly clients = new Set<FeedClient>();
+  private ring: FeedLine[] = [];
+  private ringBytes = 0;
+  /** Last seq the feed has seen (0 before any). */
+  lastSeq = 0;
+  /**
+   * Every line up to this seq is in the file, or was not kept: the stream is trimmed only behind
+   * the persister, so lines the stream no longer had when the feed read past them were stored or,
+   * in a `head_tail` log's gap, dropped. On such a log (`gaps`), a client whose file read finds
+   * nothing before it skips them; on a `head` log nothing is dropped, and it waits for the file.
+   */
+  storedThrough = 0;
+  /** The log may have a gap: the job's `log_keep` is `head_tail`. */
+  gaps = false;
+  /** Id of the last stream entry read. */
+  streamId = '0-0';
+  /** Set once the job has ended and every line is known: clients that reach `lastSeq` get `end`. */
+  end?: FeedEnd;
+  /** The job ended without a terminal stream entry seen: the file is the complete log, read it to its end. */
+  fileComplete = false;
+  /** Last non-terminal status seen on the stream, told to clients as it changes. */
+  status?: string;
+  /** Monotonic time of the last entry read (or of the feed's creation). */
+  lastEntryAt = performance.now();
+  /** The terminal entry has been read: the stream is not read any more; `end` waits for Postgres. */
+  terminalSeen?: FeedEnd;
+
+  constructor(
+    readonly jobId: string,
+    readonly readFile: FileReader,
+    readonly limits: FeedLimits = DEFAULT_FEED_LIMITS,
+    readonly counters: FeedCounters = { overflows: 0, failed: 0 },
+  ) {}
+
+  /** Seq of the oldest line in memory; every earlier line is in the file (or will be shortly). */
+  get ringStart(): number {
+    return this.ring.length ? this.ring[0].seq : this.lastSeq + 1;
+  }
+
+  /** Lines in memory after `afterSeq`, at most `max`. */
+  ringAfter(afterSeq: number, max: number): FeedLine[] {
+    const from = afterSeq + 1 - this.ringStart;
+    return from < 0 ? [] : this.ring.slice(from, from + max);
+  }
+
+  add(client: FeedClient): void {
+    this.clients.add(client);
+    if (this.status !== undefined) client.writeRaw(`event: status\ndata: ${JSON.stringify({ status: this.status })}\n\n`);
+    void client.catchUp();
+  }
+
+  /** New lines from the stream, in order. A jump past `lastSeq` (trimmed before we read it) restarts the ring. */
+  push(lines: FeedLine[]): void {
+    const fresh = lines.filter((l) => l.seq > this.lastSeq);
+    if (fresh.length === 0) return;
+    if (fresh[0].seq !== this.lastSeq + 1) {
+      this.storedThrough = Math.max(this.storedThrough, fresh[0].seq - 1);
+      this.ring = [];
+      this.ringBytes = 0;
+    }
+    for (const l of fresh) {
+      this.ring.push(l);
+      this.ringBytes += l.event.length;
+    }
+    this.lastSeq = fresh[fresh.length - 1].seq;
+    let drop = 0;
+    while (drop < this.ring.length - 1 && (this.ring.length - drop > this.limits.ringLines || this.ringBytes > this.limits.ringBytes)) {
+      this.ringBytes -= this.ring[drop].event.length;
+      drop++;
+    }
+    if (drop) this.ring = this.ring.slice(drop);
+    // Most live clients stand at the same seq: the batch for them is joined once.
+    const from = fresh[0].seq - 1;
+    const batch = fresh.map((l) => l.event).join('');
+    for (const c of this.clients) {
+      if (!c.live || c.after >= this.lastSeq) continue;
+      if (c.after === from) c.sendLive(batch, this.lastSeq);
+      else if (c.after + 1 >= this.ringStart) c.sendLive(this.ringAfter(c.after, Infinity).map((l) => l.event).join(''), this.lastSeq);
+      else c.fallBehind();
+    }
+  }
+
+  statusChanged(status: string): void {
+    if (this.status === status) return;
+    this.status = status;
+    const event = `event: status\ndata: ${JSON.stringify({ status })}\n\n`;
+    for (const c of this.clients) if (c.live) c.writeRaw(event);
+  }
+
+  /** The job has ended: clients that have every line get `end`; the others get it when they do. */
+  finish(end: FeedEnd, fileComplete: boolean): void {
+    if (this.end) return;
+    this.end = end;
+    this.fileComplete = fileComplete;
+    for (const c of this.clients) void c.catchUp();
+  }
+}
+
+/**
+ * One SSE response. `after` is the last seq written to it (or sitting in its socket buffer). Its
+ * listeners are removed and its wait cancelled when it closes: nothing of it outlives the request.
+ */
+export class FeedClient {
+  after: number;
+  live = false;
+  closed = false;
+  private catching = false;
+  private needDrain = false;
+  private wake?: () => void;
+  private retryTimer?: NodeJS.Timeout;
+  private readonly onDrain = () => {
+    this.needDrain = false;
+    this.wake?.();
+  };
+  private readonly onClose = () => this.close();
+
+  constructor(
+    private readonly feed: JobFeed,
+    private readonly res: Response,
+    afterSeq: number,
+    private readonly onGone: (c: FeedClient) => void,
+  ) {
+    this.after = afterSeq;
+    res.on('drain', this.onDrain);
+    res.on('close', this.onClose);
+  }
+
+  /** Heartbeats and status events: skipped while the socket is full (the client is behind anyway). */
+  writeRaw(s: string): void {
+    if (this.closed || this.needDrain) return;
+    if (!this.res.write(s)) this.needDrain = true;
+  }
+
+  /** Live lines ending at `lastSeq`; past its buffer budget the client drops out of live and catches up. */
+  sendLive(events: string, lastSeq: number): void {
+    if (this.closed) return;
+    if (this.res.writableLength > this.feed.limits.clientBufferBytes) return this.fallBehind();
+    if (!this.res.write(events)) this.needDrain = true;
+    this.after = lastSeq;
+  }
+
+  /** Bytes written to the response that its socket has not taken yet. */
+  get buffered(): number {
+    return this.closed ? 0 : this.res.writableLength;
+  }
+
+  /** Out of live: from now on it is fed at its own pace until it has caught up. */
+  fallBehind(): void {
+    this.feed.counters.overflows++;
+    this.feed.counters.onOverflow?.();
+    this.live = false;
+    void this.catchUp();
+  }
+
+  /**
+   * Feeds the client from memory or the file, at the pace of its socket, until it has the feed's
+   * last line; then it is live again, or, once the job has ended, gets `end` and is closed.
+   */
+  async catchUp(): Promise<void> {
+    if (this.catching || this.closed) return;
+    this.catching = true;
+    this.live = false;
+    let stuckSince: number | undefined;
+    let emptyReads = 0;
+    try {
+      while (!this.closed) {
+        if (this.needDrain) await new Promise<void>((r) => (this.wake = r));
+        this.wake = undefined;
+        if (this.closed) return;
+        const feed = this.feed;
+        if (!feed.fileComplete && this.after >= feed.lastSeq) {
+          if (feed.lastSeq === 0) {
+            // The feed has read no line yet: the stream may have been trimmed of every line it had
+            // (an idle job, its last entry a status), and those are in the file.
+            const stored = await feed.readFile(this.after, FILE_BATCH);
+            if (this.closed) return;
+            if (stored.length) {
+              this.write(stored.map((e) => lineEvent(e)).join(''), stored[stored.length - 1].seq);
+              continue;
+            }
+          }
+          if (feed.end) return this.sendEnd(feed.end);
+          this.live = true;
+          return;
+        }
+        if (!feed.fileComplete && this.after + 1 >= feed.ringStart) {
+          const lines = feed.ringAfter(this.after, FILE_BATCH);
+          this.write(lines.map((l) => l.event).join(''), lines[lines.length - 1].seq);
+          stuckSince = undefined;
+          continue;
+        }
+        const max = feed.fileComplete ? FILE_BATCH : Math.min(FILE_BATCH, feed.ringStart - 1 - this.after);
+        const batch = await feed.readFile(this.after, max);
+        if (this.closed) return;
+        if (batch.length === 0) {
+          if (feed.fileComplete) return this.sendEnd(feed.end!);
+          // Twice nothing (not a tail segment read as it was rotated or composed away) before
+          // lines known to be past the persister: a head_tail log's gap. Follow on after it.
+          if (feed.gaps && this.after < feed.storedThrough && ++emptyReads >= 2) {
+            this.after = feed.storedThrough;
+            emptyReads = 0;
+            stuckSince = undefined;
+            continue;
+          }
+          // The persister has not written these lines yet and they are no longer in memory.
+          stuckSince ??= performance.now();
+          if (performance.now() - stuckSince > feed.limits.catchUpStallMs) {
+            return this.fail('behind', `could not catch up after seq ${this.after}; reconnect to resume`);
+          }
+          await new Promise<void>((r) => {
+            this.wake = r;
+            this.retryTimer = setTimeout(r, FILE_RETRY_MS);
+          });
+          this.retryTimer = undefined;
+          continue;
+        }
+        stuckSince = undefined;
+        emptyReads = 0;
+        this.write(batch.map((e) => lineEvent(e)).join(''), batch[batch.length - 1].seq);
+      }
+    } catch (err) {
+      this.fail('error', `stream interrupted (${(err as Error).message}); reconnect`);
+    } finally {
+      this.catching = false;
+    }
+  }
+
+  private write(events: string, lastSeq: number): void {
+    if (!this.res.write(events)) this.needDrain = true;
+    this.after = lastSeq;
+  }
+
+  private sendEnd(end: FeedEnd): void {
+    this.res.write(`id: ${this.after}\nevent: end\ndata: ${JSON.stringify(end)}\n\n`);
+    this.close();
+  }
+
+  /** Closes with a reason the client can read: an `error` event, then the end of the response. */
+  fail(reason: string, message: string): void {
+    if (this.closed) return;
+    this.feed.counters.failed++;
+    this.feed.counters.onFailed?.();
+    this.res.write(`event: error\ndata: ${JSON.stringify({ reason, message })}\n\n`);
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.live = false;
+    clearTimeout(this.retryTimer);
+    this.res.off('drain', this.onDrain);
+    this.res.off('close', this.onClose);
+    this.wake?.();
+    this.res.end();
+    this.onGone(this);
+  }
+}

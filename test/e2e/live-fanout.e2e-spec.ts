@@ -1,0 +1,146 @@
+import Redis from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { connect, Socket } from 'node:net';
+import { connectionsTo } from '../support/proc-net';
+import { readEvents, SseEvent } from '../support/sse';
+import { Stack } from '../support/stack';
+import { TEST_IMAGE, waitFor } from '../support/test-env';
+
+/** The body of a chunked HTTP/1.1 response, read whole from a socket. */
+function dechunk(raw: Buffer): string {
+  let at = raw.indexOf('\r\n\r\n') + 4;
+  const parts: Buffer[] = [];
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at);
+    if (eol === -1) break;
+    const size = parseInt(raw.subarray(at, eol).toString(), 16);
+    if (!(size > 0) || eol + 2 + size > raw.length) break;
+    parts.push(raw.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+const seqsOf = (events: SseEvent[]) => events.filter((e) => e.event === 'line').map((e) => JSON.parse(e.data).seq as number);
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+describe('live logs: one reader per job, many viewers', () => {
+  let stack: Stack;
+  let redis: Redis;
+  let redisPort: number;
+  beforeAll(async () => {
+    stack = await Stack.start(['api', 'runner', 'persister']);
+    redis = new Redis(stack.world.env.REDIS_URL);
+    redisPort = Number(new URL(stack.world.env.REDIS_URL).port || 6379);
+  }, 60000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await stack?.stop();
+  });
+  const auth = () => ({ authorization: `Bearer ${stack.token}` });
+
+  it('100 SSE clients on one job all get every line once; the API holds the same Redis connections for 1 client as for 100', async () => {
+    const job = (
+      await stack.json('POST', '/jobs', {
+        image: TEST_IMAGE,
+        command: ['sh', '-c', 'i=1; while [ $i -le 3000 ]; do echo "line $i"; [ $((i % 100)) -eq 0 ] && sleep 0.25; i=$((i+1)); done'],
+      })
+    ).body;
+    const url = `${stack.baseUrl}/jobs/${job.id}/logs/stream`;
+    const api = stack.pidOf('api')!;
+    const liveReaders = async () =>
+      (await redis.client('LIST') as string).split('\n').filter((l) => l.includes(` name=flashpods:${stack.world.redisPrefix}:api-live `)).length;
+
+    const firstLines: number[] = [];
+    const clients: Promise<SseEvent[]>[] = [];
+    const open = () => {
+      const i = clients.length;
+      firstLines[i] = 0;
+      clients.push(readEvents(url, auth(), (e) => (e.event === 'line' && firstLines[i]++, e.event === 'end'), 60000));
+    };
+    open();
+    await waitFor('the first client to receive lines', async () => (firstLines[0] > 0 ? true : undefined), 30000, 20);
+    const withOne = connectionsTo(api, redisPort);
+    expect(await liveReaders()).toBe(1);
+    for (let i = 1; i < 100; i++) open();
+    await waitFor('all 100 clients to receive lines', async () => (firstLines.every((n) => n > 0) ? true : undefined), 30000, 20);
+    const withHundred = connectionsTo(api, redisPort);
+    expect((await stack.json('GET', `/jobs/${job.id}`)).body.status).toBe('running');
+    expect(await liveReaders()).toBe(1);
+    expect(withHundred).toBe(withOne);
+
+    const all = await Promise.all(clients);
+    const stored = (await stack.json('GET', `/jobs/${job.id}`)).body;
+    expect(stored.status).toBe('completed');
+    for (const events of all) {
+      expect(seqsOf(events)).toEqual(range(stored.log.lines));
+      const end = events[events.length - 1];
+      expect([end.event, JSON.parse(end.data).status]).toEqual(['end', 'completed']);
+    }
+    const texts = all[57].filter((e) => e.event === 'line').map((e) => JSON.parse(e.data).line).filter((l: string) => l.startsWith('line '));
+    expect(texts).toEqual(range(3000).map((i) => `line ${i}`));
+    // Nothing of the clients stays: no feed, no client, no reader reading.
+    await waitFor('the feeds to be gone', async () => {
+      const m = await (await fetch(`${stack.baseUrl}/metrics`)).text();
+      return /^flashpods_api_sse_clients 0$/m.test(m) && /^flashpods_api_sse_feeds 0$/m.test(m) ? true : undefined;
+    }, 10000, 100);
+  }, 120000);
+
+  it('a stalled client does not slow the others; once it reads again it gets every line once, from the file', async () => {
+    const lines = 40000;
+    const job = (
+      await stack.json('POST', '/jobs', {
+        image: TEST_IMAGE,
+        // 40,000 lines of 300 bytes in 20 bursts over about 4 s: some 16 MB of events per client,
+        // far more than the kernel's socket buffers hold for the one that reads nothing.
+        command: ['sh', '-c', `sleep 1; L="$(printf '%0300d' 7)"; i=0; while [ $i -lt 20 ]; do yes "$L" | head -n 2000; sleep 0.2; i=$((i+1)); done`],
+      })
+    ).body;
+    const url = `${stack.baseUrl}/jobs/${job.id}/logs/stream`;
+    // The stalled client: it sends its request and reads nothing, so its socket fills and stays full.
+    const { hostname, port, pathname } = new URL(url);
+    const stalled: Socket = connect(Number(port), hostname);
+    await new Promise<void>((resolve) => stalled.once('connect', () => resolve()));
+    stalled.pause();
+    stalled.write(`GET ${pathname} HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${stack.token}\r\nAccept: text/event-stream\r\n\r\n`);
+    const latency: number[] = [];
+    const fast = Array.from({ length: 5 }, () =>
+      readEvents(url, auth(), (e) => {
+        if (e.event === 'line') {
+          const l = JSON.parse(e.data);
+          if (l.stream === 'stdout') latency.push(Date.now() - Date.parse(l.ts));
+        }
+        return e.event === 'end';
+      }, 60000),
+    );
+    const fastEvents = await Promise.all(fast);
+    const stored = (await stack.json('GET', `/jobs/${job.id}`)).body;
+    expect(stored).toMatchObject({ status: 'completed', log: { lines: expect.any(Number) } });
+    for (const events of fastEvents) expect(seqsOf(events)).toEqual(range(stored.log.lines));
+    // The others were served as lines came, although one client read nothing all along.
+    expect(latency).toHaveLength(5 * lines);
+    const p99 = [...latency].sort((x, y) => x - y)[Math.floor(latency.length * 0.99)];
+    expect(p99).toBeLessThan(1000);
+    const metrics = await (await fetch(`${stack.baseUrl}/metrics`)).text();
+    expect(Number(/^flashpods_api_sse_slow_clients_total (\d+)$/m.exec(metrics)![1])).toBeGreaterThanOrEqual(1);
+    // What waits for the stalled client in the API is its buffer and one batch, not its 16 MB.
+    expect(Number(/^flashpods_api_sse_clients (\d+)$/m.exec(metrics)![1])).toBe(1);
+    expect(Number(/^flashpods_api_sse_buffered_bytes (\d+)$/m.exec(metrics)![1])).toBeLessThan(1.5 * 1024 * 1024);
+    // And the process stayed small.
+    const rssMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${stack.pidOf('api')}/status`, 'utf8'))![1]) / 1024;
+    expect(rssMb).toBeLessThan(300);
+
+    // It reads again: every line once, in order, then `end`.
+    const raw: Buffer[] = [];
+    let got = '';
+    stalled.on('data', (d: Buffer) => {
+      raw.push(d);
+      if (d.includes('event: end')) got = 'end';
+    });
+    stalled.resume();
+    await waitFor('the stalled client to catch up', async () => (got === 'end' ? true : undefined), 60000, 100);
+    stalled.destroy();
+    const seqs = [...dechunk(Buffer.concat(raw)).matchAll(/^id: (\d+)\nevent: line$/gm)].map((m) => Number(m[1]));
+    expect(seqs).toEqual(range(stored.log.lines));
+  }, 120000);
+});
