@@ -166,6 +166,12 @@ describe('reliability: kill anything, lose nothing', () => {
     stack.startService('runner', 'runner-b');
     const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo working; sleep 60'], labels: { probe: 'lost' } })).body;
     await waitStatus(stack, job.id, 'running');
+    // Killed only once `working` is stored: a line still in the runner's 50 ms chunk dies with it
+    // (the job then says why: runner_lost), and the test asserts the line is kept.
+    await waitFor('the first line stored', async () => {
+      const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output?: string };
+      return out.output?.includes('] working\n') ? true : undefined;
+    }, 20000, 50);
     const holder = (await stack.json('GET', `/jobs/${job.id}`)).body.runner_id as string;
     // Exactly, not by prefix: runner ids end with the world's random hex id, so `runner-<id>`
     // starts with `runner-b` whenever that id starts with a b (1 run in 16 killed the wrong runner).
