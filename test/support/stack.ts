@@ -76,7 +76,9 @@ export class Stack {
 
   /** Starts one service; `name` may be e.g. `runner-2` with its own extra environment. */
   startService(service: ServiceName, name: string = service, env: Record<string, string> = {}): ChildProcess {
-    const proc = spawn(process.execPath, [join(ROOT, 'apps', service, 'dist', 'main.js')], {
+    // FLASHPODS_SERVICE_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): for profiling a bench run.
+    const nodeArgs = process.env.FLASHPODS_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'apps', service, 'dist', 'main.js')], {
       env: { ...process.env, ...this.world.env, RUNNER_ID: `${name}-${this.world.id}`, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

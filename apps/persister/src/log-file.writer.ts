@@ -61,6 +61,54 @@ type Phase = 'head' | 'tail' | 'closed';
  */
 const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT;
 
+// Bound once at load: a name imported from a package's index is read through a getter on each use
+// (how TypeScript compiles re-exports), and appendChunks() runs its loop for every line.
+const HEADER_BYTES = LINE_HEADER_BYTES;
+const PREFIX_BYTES = TIME_PREFIX_BYTES;
+const RECORD_BYTES = INDEX_RECORD_BYTES;
+const storedBytes = storedLineBytes;
+const levelOf = detectLevel;
+const writeRecord = writeIndexRecord;
+const SYSTEM = LogStream.System;
+const MARKER_FLAG = IndexFlags.Marker;
+const WARN = LogLevel.Warn;
+const HEAD_TAIL = LogKeep.HeadTail;
+
+/**
+ * Output buffers of appendChunks, reused: a fresh one per batch is memory outside the JS heap,
+ * and V8 answers a steady flow of that with a full garbage collection every ~100 ms (measured
+ * under the ingest flood). Shared by every writer of the process, a batch takes one and gives it
+ * back; at most SCRATCH_KEPT of at most SCRATCH_MAX_BYTES are kept, so the pool stays bounded
+ * however many jobs the persister owns. A larger batch gets a buffer of its own.
+ */
+const SCRATCH_KEPT = 4;
+const SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
+const scratch: Buffer[] = [];
+
+function takeScratch(size: number): Buffer {
+  for (let i = scratch.length - 1; i >= 0; i--) {
+    if (scratch[i].length >= size) return scratch.splice(i, 1)[0];
+  }
+  return Buffer.allocUnsafe(size <= SCRATCH_MAX_BYTES ? Math.max(size, 256 * 1024) : size);
+}
+
+function giveScratch(buf: Buffer): void {
+  if (buf.length > SCRATCH_MAX_BYTES) return;
+  if (scratch.length >= SCRATCH_KEPT) {
+    // Keep the larger ones: they serve any batch the smaller would.
+    let smallest = 0;
+    for (let i = 1; i < scratch.length; i++) if (scratch[i].length < scratch[smallest].length) smallest = i;
+    if (scratch[smallest].length >= buf.length) return;
+    scratch.splice(smallest, 1);
+  }
+  scratch.push(buf);
+}
+
+/** The 15-byte time prefix, byte by byte: cheaper than a Buffer.copy call for so few bytes. */
+function copyPrefix(prefix: Buffer, out: Buffer, at: number): void {
+  for (let i = 0; i < PREFIX_BYTES; i++) out[at + i] = prefix[i];
+}
+
 /**
  * Writes one job's lines to `{job_id}.log` (seed-000 format) and their records to `{job_id}.idx`.
  *
@@ -190,9 +238,19 @@ export class LogFileWriter {
       capacity += c.data.length + 3 * c.count;
       lineCount += c.count;
     }
-    const out = Buffer.allocUnsafe(capacity + storedLineBytes(this.marker.length));
-    const index = Buffer.allocUnsafe(lineCount * INDEX_RECORD_BYTES);
-    const headTail = this.keep === LogKeep.HeadTail;
+    const out = takeScratch(capacity + storedBytes(this.marker.length));
+    const index = takeScratch(lineCount * RECORD_BYTES);
+    try {
+      return await this.encodeAndWrite(chunks, out, index);
+    } finally {
+      giveScratch(out);
+      giveScratch(index);
+    }
+  }
+
+  /** appendChunks' work, into `out` (room for every line and a marker) and `index` (a record per line). */
+  private async encodeAndWrite(chunks: readonly EncodedChunk[], out: Buffer, index: Buffer): Promise<number> {
+    const headTail = this.keep === HEAD_TAIL;
     const headMax = headTail ? LogFileWriter.headBytes(this.maxBytes) : this.maxBytes;
     let o = 0;
     let records = 0;
@@ -205,11 +263,11 @@ export class LogFileWriter {
     let marker = this.markerWritten;
     for (const { data, firstSeq } of chunks) {
       for (let at = 0, seq = firstSeq; at < data.length; seq++) {
-        if (at + LINE_HEADER_BYTES > data.length) throw new Error(`truncated line header at byte ${at}`);
+        if (at + HEADER_BYTES > data.length) throw new Error(`truncated line header at byte ${at}`);
         const stream = data[at] as LogStream;
         const ts = data.readDoubleBE(at + 1);
         const len = data.readUInt32BE(at + 9);
-        const start = at + LINE_HEADER_BYTES;
+        const start = at + HEADER_BYTES;
         at = start + len;
         if (at > data.length) throw new Error(`line of ${len} bytes overruns its chunk`);
         if (seq <= lastSeq) continue;
@@ -217,17 +275,17 @@ export class LogFileWriter {
         lastSeq = seq;
         if (phase === 'closed') continue;
         const prefix = this.prefixFor(ts);
-        let length = storedLineBytes(len);
+        let length = storedBytes(len);
         if (phase === 'head' && headTail && bytes + length > headMax) {
           // The first line past the head: it and every later line go to the tail.
           phase = 'tail';
           tailHead = { lines: this.main.lines + records, bytes, lastSeq: seq - 1, firstTs: ts };
         }
         if (phase === 'tail') {
-          prefix.copy(out, o);
-          data.copy(out, o + TIME_PREFIX_BYTES, start, at);
+          copyPrefix(prefix, out, o);
+          data.copy(out, o + PREFIX_BYTES, start, at);
           out[o + length - 1] = 0x0a;
-          const level = detectLevel(stream, data, start, at);
+          const level = levelOf(stream, data, start, at);
           tailLines.push({ seq, ts, offset: o, length, stream, level, flags: 0 });
           o += length;
           continue;
@@ -237,29 +295,29 @@ export class LogFileWriter {
         let recordStream = stream;
         // The runner applies the same cap and sends the marker itself; the check here keeps the
         // file within the cap whatever arrives.
-        const isMarker = !headTail && stream === LogStream.System && len === this.marker.length && this.marker.equals(data.subarray(start, at));
-        prefix.copy(out, o);
+        const isMarker = !headTail && stream === SYSTEM && len === this.marker.length && this.marker.equals(data.subarray(start, at));
+        copyPrefix(prefix, out, o);
         if (isMarker || bytes + length > this.maxBytes) {
-          this.marker.copy(out, o + TIME_PREFIX_BYTES);
-          length = storedLineBytes(this.marker.length);
-          flags = IndexFlags.Marker;
-          recordStream = LogStream.System;
-          level = LogLevel.Warn;
+          this.marker.copy(out, o + PREFIX_BYTES);
+          length = storedBytes(this.marker.length);
+          flags = MARKER_FLAG;
+          recordStream = SYSTEM;
+          level = WARN;
           phase = 'closed';
           marker = true;
         } else {
-          data.copy(out, o + TIME_PREFIX_BYTES, start, at);
-          level = detectLevel(stream, data, start, at);
+          data.copy(out, o + PREFIX_BYTES, start, at);
+          level = levelOf(stream, data, start, at);
         }
         out[o + length - 1] = 0x0a;
-        writeIndexRecord({ seq, ts, offset: bytes, length, stream: recordStream, level, flags }, index, records * INDEX_RECORD_BYTES);
+        writeRecord({ seq, ts, offset: bytes, length, stream: recordStream, level, flags }, index, records * RECORD_BYTES);
         o += length;
         records++;
         bytes += length;
       }
     }
     const mainBytes = bytes - this.main.bytes;
-    if (records > 0) await this.commit(out.subarray(0, mainBytes), index.subarray(0, records * INDEX_RECORD_BYTES));
+    if (records > 0) await this.commit(out.subarray(0, mainBytes), index.subarray(0, records * RECORD_BYTES));
     this.main = { bytes, lines: this.main.lines + records };
     this.markerWritten = marker;
     if (tailLines.length) {

@@ -15,6 +15,8 @@ type Output = LogStream.Stdout | LogStream.Stderr;
 export class LogCapture {
   private readonly framers: Record<Output, LineFramer>;
   private readonly skip: Record<Output, number>;
+  /** Lines captured by the current write(), reported to the metrics once it is done. */
+  private readonly count = { lines: 0, bytes: 0 };
 
   constructor(
     private readonly publisher: JobLogPublisher,
@@ -33,10 +35,13 @@ export class LogCapture {
   /** `ts`: when the bytes were produced (Docker's timestamp on replay); now by default. */
   write(stream: Output, chunk: Buffer, ts = Date.now()): Promise<void> | undefined {
     let waits: Promise<void>[] | undefined;
+    this.count.lines = 0;
+    this.count.bytes = 0;
     this.framers[stream].push(chunk, (line) => {
       const w = this.emit(stream, line, ts);
       if (w) (waits ??= []).push(w);
     });
+    if (this.count.lines > 0) runnerMetrics.captured(stream, this.count.lines, this.count.bytes);
     return waits && (waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined));
   }
 
@@ -44,7 +49,10 @@ export class LogCapture {
   async end(): Promise<void> {
     const ts = Date.now();
     for (const stream of [LogStream.Stdout, LogStream.Stderr] as const) {
+      this.count.lines = 0;
+      this.count.bytes = 0;
       this.framers[stream].flush((line) => void this.emit(stream, line, ts));
+      if (this.count.lines > 0) runnerMetrics.captured(stream, this.count.lines, this.count.bytes);
     }
     await this.publisher.flush();
   }
@@ -54,7 +62,8 @@ export class LogCapture {
       this.skip[stream]--;
       return undefined;
     }
-    runnerMetrics.captured(stream, line.length);
+    this.count.lines++;
+    this.count.bytes += line.length;
     // The publisher copies the bytes into its chunk at once, so a view into the transport's
     // buffer is safe to pass.
     return this.publisher.line(stream, this.masker.mask(line), ts);

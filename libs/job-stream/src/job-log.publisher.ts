@@ -67,6 +67,15 @@ export interface PublisherTarget {
 
 const POOL_SIZE = 4;
 
+// Bound once at load: a name imported from a package's index is read through a getter on each use
+// (how TypeScript compiles re-exports), and line() and encode() run for every line.
+const HEADER_BYTES = LINE_HEADER_BYTES;
+const storedBytes = storedLineBytes;
+const STDOUT = LogStream.Stdout;
+const STDERR = LogStream.Stderr;
+const SYSTEM = LogStream.System;
+const HEAD_TAIL = LogKeep.HeadTail;
+
 /** Room kept for the truncation marker, which may replace a shorter line. */
 const MARKER_ROOM = 64;
 
@@ -162,23 +171,23 @@ export class JobLogPublisher {
     let wait: Promise<void> | undefined;
     // A chunk that cannot take this line (or the marker, if it becomes one) goes first, with the
     // counters as they are before this line: its recorded progress must not include it.
-    if (this.bufCount > 0 && this.bufLen + LINE_HEADER_BYTES + text.length + MARKER_ROOM > this.buf.length) {
+    if (this.bufCount > 0 && this.bufLen + HEADER_BYTES + text.length + MARKER_ROOM > this.buf.length) {
       wait = this.shipFull();
     }
     const q = this.queued;
-    if (stream === LogStream.Stdout) q.stdout++;
-    else if (stream === LogStream.Stderr) q.stderr++;
+    if (stream === STDOUT) q.stdout++;
+    else if (stream === STDERR) q.stderr++;
     if (q.truncated) return wait;
-    const size = storedLineBytes(text.length);
-    if (this.settings.logKeep !== LogKeep.HeadTail && q.bytes + size > this.settings.logMaxBytes) {
+    const size = storedBytes(text.length);
+    if (this.settings.logKeep !== HEAD_TAIL && q.bytes + size > this.settings.logMaxBytes) {
       q.truncated = true;
-      stream = LogStream.System;
+      stream = SYSTEM;
       text = Buffer.from(truncationMarkerText(this.settings.logMaxBytes));
     }
     q.bytes += size;
     q.seq++;
     this.encode(q.seq, ts, stream, text);
-    if (this.bufLen + LINE_HEADER_BYTES + MARKER_ROOM >= this.buf.length) return this.shipFull() ?? wait;
+    if (this.bufLen + HEADER_BYTES + MARKER_ROOM >= this.buf.length) return this.shipFull() ?? wait;
     this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), this.settings.chunkMaxDelayMs);
     return wait;
   }
@@ -237,7 +246,7 @@ export class JobLogPublisher {
 
   /** Appends one line (chunk codec format) to the chunk being built; `line()` made room. */
   private encode(seq: number, ts: number, stream: LogStream, text: Buffer): void {
-    const need = LINE_HEADER_BYTES + text.length;
+    const need = HEADER_BYTES + text.length;
     if (this.bufLen + need > this.buf.length) {
       // Only a line longer than a whole chunk gets here, into an empty chunk of its own size.
       const bigger = Buffer.allocUnsafe(this.bufLen + need + MARKER_ROOM);
@@ -250,7 +259,7 @@ export class JobLogPublisher {
     b[at] = stream;
     b.writeDoubleBE(ts, at + 1);
     b.writeUInt32BE(text.length, at + 9);
-    text.copy(b, at + LINE_HEADER_BYTES);
+    text.copy(b, at + HEADER_BYTES);
     this.bufLen = at + need;
     this.bufCount++;
   }

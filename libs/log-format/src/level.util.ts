@@ -2,6 +2,13 @@ import { LogLevel, LogStream } from '@flashpods/contracts';
 
 const JSON_LEVEL_MAX_BYTES = 64 * 1024;
 
+// Bound once at load: the enums come through a package index, read with a getter on each use
+// (how TypeScript compiles re-exports), and detectLevel runs for every stored line.
+const STDERR = LogStream.Stderr;
+const SYSTEM = LogStream.System;
+const ERROR = LogLevel.Error;
+const INFO = LogLevel.Info;
+
 const ALIASES: Record<string, LogLevel> = {
   trace: LogLevel.Debug,
   debug: LogLevel.Debug,
@@ -32,9 +39,9 @@ function numericLevel(n: number): LogLevel | undefined {
  * The line is `text[start, end)`, so a caller walking a larger buffer need not slice it.
  */
 export function detectLevel(stream: LogStream, text: Buffer, start = 0, end = text.length): LogLevel {
-  const fallback = stream === LogStream.Stderr ? LogLevel.Error : LogLevel.Info;
+  const fallback = stream === STDERR ? ERROR : INFO;
   const length = end - start;
-  if (stream === LogStream.System || length < 2 || length > JSON_LEVEL_MAX_BYTES) return fallback;
+  if (stream === SYSTEM || length < 2 || length > JSON_LEVEL_MAX_BYTES) return fallback;
   let first = start;
   while (first < end && (text[first] === 0x20 || text[first] === 0x09)) first++;
   if (text[first] !== 0x7b /* { */) return fallback;

@@ -39,8 +39,13 @@ export class LineFramer {
         this.append(chunk.subarray(start), onLine);
         return;
       }
-      this.append(chunk.subarray(start, nl), onLine);
-      onLine(this.take());
+      if (this.pendingBytes === 0 && nl - start <= this.maxLineBytes) {
+        // The common case, a whole line inside the chunk: handed on as a view, nothing buffered.
+        onLine(chunk.subarray(start, nl));
+      } else {
+        this.append(chunk.subarray(start, nl), onLine);
+        onLine(this.take());
+      }
       start = nl + 1;
     }
   }
