@@ -177,8 +177,8 @@ async function latency(): Promise<void> {
       flashpods: `p50 ${p50} ms, p99 ${p99} ms, max ${max} ms`,
       baseline: '',
       ratio: '',
-      target: 'p99 < 100 ms',
-      met: p99 < 100 ? 'yes' : 'no',
+      target: 'p99 < 50 ms, p50 < 20 ms',
+      met: p99 < 50 && p50 < 20 ? 'yes' : 'no',
     });
   } finally {
     await stack.stop();
@@ -204,8 +204,8 @@ async function overhead(): Promise<void> {
       flashpods: `${fmt(median(fp))} ms`,
       baseline: `docker run --rm: ${fmt(median(base))} ms`,
       ratio: fmt(ratio, 2),
-      target: '≤ 1.3',
-      met: ratio <= 1.3 ? 'yes' : 'no',
+      target: '≤ 1.1',
+      met: ratio <= 1.1 ? 'yes' : 'no',
     });
   } finally {
     await stack.stop();

@@ -232,7 +232,7 @@ describe('a runner that loses its workloads, or dies for good', () => {
     const long = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo working; sleep 120'] })).body;
     const short = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'sleep 120'], timeout_seconds: 5 })).body;
     await waitStatus(stack, long.id, ['running']);
-    // Killed only once `working` is stored: a line still in the runner's 50 ms chunk dies with it
+    // Killed only once `working` is stored: a line still in the runner's chunk (up to STREAM_CHUNK_MAX_DELAY_MS) dies with it
     // (the job then says why: runner_lost), and the test asserts the line is kept.
     await waitFor('the first line stored', async () => {
       const out = (await (await stack.request('GET', `/jobs/${long.id}/output`)).json()) as { output?: string };

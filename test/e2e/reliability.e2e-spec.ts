@@ -166,7 +166,7 @@ describe('reliability: kill anything, lose nothing', () => {
     stack.startService('runner', 'runner-b');
     const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo working; sleep 60'], labels: { probe: 'lost' } })).body;
     await waitStatus(stack, job.id, 'running');
-    // Killed only once `working` is stored: a line still in the runner's 50 ms chunk dies with it
+    // Killed only once `working` is stored: a line still in the runner's chunk (up to STREAM_CHUNK_MAX_DELAY_MS) dies with it
     // (the job then says why: runner_lost), and the test asserts the line is kept.
     await waitFor('the first line stored', async () => {
       const out = (await (await stack.request('GET', `/jobs/${job.id}/output`)).json()) as { output?: string };

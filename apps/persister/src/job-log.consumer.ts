@@ -58,11 +58,13 @@ const CLUSTER_IDLE_PAUSE_MS = 20;
  * A round that found only a few entries (the persister is caught up) waits this long before the
  * next read, so that a busy stream is read several chunks at a time: each round costs a read, a
  * write to each file and a trim, whatever it carries. Measured under the ingest flood, one chunk
- * per round spent more on those round trips than on the lines. The cost: a line reaches the
- * file (not the live readers, who read Redis) up to this much later.
+ * per round spent more on those round trips than on the lines. The cost: during a flood, a line
+ * reaches the file (not the live readers, who read Redis) up to this much later.
  */
 const GATHER_MS = 10;
 const GATHER_BELOW_ENTRIES = 8;
+/** Only a round carrying about a full chunk or more (a flood) waits: a quiet job's next status is read at once. */
+const GATHER_ABOVE_BYTES = 48 * 1024;
 
 /**
  * Persists job logs. Runners announce a job on the `active` stream; a persister that reads the
@@ -310,7 +312,11 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       }
       const byKey = await this.readStreams(plan.jobs, plan.count);
       let read = 0;
-      for (const entries of byKey.values()) read += entries.length;
+      let readBytes = 0;
+      for (const entries of byKey.values()) {
+        read += entries.length;
+        for (const [, fields] of entries) for (const f of fields) readBytes += f.length;
+      }
       // Settled one by one: a failing job is logged and read again from its cursor next round, while
       // the others go on (a rejected Promise.all would restart this loop with applies still running).
       const results = await Promise.allSettled(
@@ -330,7 +336,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       for (const f of failed) this.log.error(`tail: ${(f.reason as Error).message}; reading that job again shortly`);
       if (failed.length) await sleep(1000);
-      else if (read > 0 && read < GATHER_BELOW_ENTRIES) await sleep(GATHER_MS);
+      else if (read < GATHER_BELOW_ENTRIES && readBytes >= GATHER_ABOVE_BYTES) await sleep(GATHER_MS);
     }
   }
 

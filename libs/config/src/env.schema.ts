@@ -121,7 +121,7 @@ export const envSchema = z.object({
   JOB_PIDS_MAX: int(4096, 1),
   JOB_NETWORK_ALLOWED: bool(false),
   STREAM_CHUNK_MAX_BYTES: int(64 * 1024, 1024),
-  STREAM_CHUNK_MAX_DELAY_MS: int(50, 1),
+  STREAM_CHUNK_MAX_DELAY_MS: int(20, 1),
   STREAM_MAX_UNPERSISTED_ENTRIES: int(512, 8),
   PERSISTER_CLAIM_IDLE_MS: int(15000, 1000),
   LOG_FORMAT: z.enum(['json', 'text']).default('text'),

@@ -175,4 +175,33 @@ describe('JobLogPublisher (real Redis)', () => {
     expect(await redis.exists(keys.jobProgress(jobId))).toBe(0);
     expect(await redis.ttl(keys.jobStreamOwner(jobId))).toBeGreaterThan(0);
   });
+
+  it('latency: a line after a quiet spell goes at once; lines close behind it wait, one chunk per chunkMaxDelayMs', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId, { chunkMaxBytes: 64 * 1024, chunkMaxDelayMs: 1500 });
+    const entries = () => redis.xlen(keys.jobLog(jobId));
+    const until = async (n: number, withinMs: number) => {
+      const t0 = performance.now();
+      while ((await entries()) < n) {
+        if (performance.now() - t0 > withinMs) throw new Error(`stream still below ${n} entries after ${withinMs} ms`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return performance.now() - t0;
+    };
+    // Two lines read together (one turn of the event loop): one chunk, sent without waiting the delay.
+    pub.line(LogStream.Stdout, Buffer.from('first'), 1700000000000);
+    pub.line(LogStream.Stdout, Buffer.from('second'), 1700000000001);
+    await until(1, 500);
+    const sentAt = performance.now();
+    pub.line(LogStream.Stdout, Buffer.from('third'), 1700000000002);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await entries()).toBe(1);
+    await until(2, 3000);
+    expect(performance.now() - sentAt).toBeGreaterThanOrEqual(1400);
+    // Quiet for longer than the delay: the next line goes at once again.
+    await new Promise((r) => setTimeout(r, 1600));
+    pub.line(LogStream.Stdout, Buffer.from('fourth'), 1700000000003);
+    await until(3, 500);
+    expect((await onStream(jobId)).map((l) => l.text.toString())).toEqual(['first', 'second', 'third', 'fourth']);
+  });
 });

@@ -91,7 +91,7 @@ interface Chunk {
 
 /**
  * Ships one job's lines, numbered on from `progress.seq`, to its Redis stream in chunks of at
- * most `chunkMaxBytes` or `chunkMaxDelayMs`, and status events in order with them. Writes are
+ * most `chunkMaxBytes` or `chunkMaxDelayMs` (at most one chunk per delay unless they are full), and status events in order with them. Writes are
  * serialised, so the stream holds lines and events in the order they were produced; each one is
  * fenced, so only the stream's current holder gets through.
  *
@@ -109,6 +109,8 @@ export class JobLogPublisher {
   /** Chunk buffers Redis has acknowledged, reused rather than left to the GC (bounds the RSS). */
   private readonly pool: Buffer[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** When the last chunk was closed and sent (performance.now()). */
+  private lastTakenAt = -Infinity;
   private chain: Promise<void> = Promise.resolve();
   /** The ship of the last full chunk: what the next full chunk waits for. */
   private lastShip: Promise<void> = Promise.resolve();
@@ -188,7 +190,13 @@ export class JobLogPublisher {
     q.seq++;
     this.encode(q.seq, ts, stream, text);
     if (this.bufLen + HEADER_BYTES + MARKER_ROOM >= this.buf.length) return this.shipFull() ?? wait;
-    this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), this.settings.chunkMaxDelayMs);
+    if (!this.timer) {
+      // A line waits at most chunkMaxDelayMs, and none at all after a quiet spell: the chunk then
+      // goes once the read it came in is encoded (the next turn of the event loop), so a slow job's
+      // lines reach live readers at once and a busy one's still travel many to a chunk.
+      const due = this.lastTakenAt + this.settings.chunkMaxDelayMs - performance.now();
+      this.timer = setTimeout(() => void this.flush().catch(() => undefined), Math.max(0, due));
+    }
     return wait;
   }
 
@@ -275,6 +283,7 @@ export class JobLogPublisher {
       after: { ...this.queued },
     };
     this.buf = this.pool.pop() ?? Buffer.allocUnsafe(this.settings.chunkMaxBytes);
+    this.lastTakenAt = performance.now();
     this.bufLen = 0;
     this.bufCount = 0;
     return chunk;

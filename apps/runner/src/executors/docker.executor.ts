@@ -34,8 +34,55 @@ export class DockerExecutor implements Executor {
   ) {}
 
   async run(spec: ExecSpec, io: ExecIO): Promise<ExecResult> {
-    await this.ensureImage(spec.image, io);
-    const container = await this.docker.createContainer({
+    const container = await this.create(spec, io);
+    // The container stays after this returns: the runner removes it once the job's terminal status
+    // is shipped, so a runner killed before that can still replay the end of its output.
+    await io.system(`container ${container.id.slice(0, 12)} created`);
+    const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+    const kill = () => container.kill().catch(() => undefined);
+    const drained = this.pump(stream, io);
+    // A failing log pipeline stops the container, so that wait() below returns; the error is thrown after it.
+    drained.catch(kill);
+    io.signal.addEventListener('abort', kill, { once: true });
+    try {
+      // Logged before start(): the container's first output may arrive before start() returns.
+      await io.system('starting container');
+      if (io.signal.aborted) throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'aborted before start' });
+      await container.start();
+      // A kill that came while start() was on its way found nothing running: kill now.
+      if (io.signal.aborted) await kill();
+      await io.started();
+      const waited = (await container.wait()) as { StatusCode: number };
+      // The end of the output and the OOM flag are asked for together: both are on the job's path to its end.
+      const [, oomKilled] = await Promise.all([drained, this.oomKilled(container)]);
+      return { exitCode: waited.StatusCode, oomKilled };
+    } catch (err) {
+      await kill();
+      throw err;
+    } finally {
+      io.signal.removeEventListener('abort', kill);
+      stream.destroy();
+    }
+  }
+
+  /**
+   * Creates the job's container. The image is looked for by creating the container (one request
+   * on the job's path to its start, not two); only when the engine does not have it is it pulled.
+   */
+  private async create(spec: ExecSpec, io: ExecIO): Promise<Docker.Container> {
+    try {
+      const container = await this.createContainer(spec);
+      await io.system(`image ${spec.image} found locally`);
+      return container;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    await this.pullImage(spec.image, io);
+    return this.createContainer(spec);
+  }
+
+  private createContainer(spec: ExecSpec): Promise<Docker.Container> {
+    return this.docker.createContainer({
       Image: spec.image,
       Cmd: spec.command ?? undefined,
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
@@ -55,33 +102,6 @@ export class DockerExecutor implements Executor {
         LogConfig: LOG_DRIVER,
       },
     });
-    // The container stays after this returns: the runner removes it once the job's terminal status
-    // is shipped, so a runner killed before that can still replay the end of its output.
-    await io.system(`container ${container.id.slice(0, 12)} created`);
-    const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
-    const kill = () => container.kill().catch(() => undefined);
-    const drained = this.pump(stream, io);
-    // A failing log pipeline stops the container, so that wait() below returns; the error is thrown after it.
-    drained.catch(kill);
-    io.signal.addEventListener('abort', kill, { once: true });
-    try {
-      // Logged before start(): the container's first output may arrive before start() returns.
-      await io.system('starting container');
-      if (io.signal.aborted) throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'aborted before start' });
-      await container.start();
-      // A kill that came while start() was on its way found nothing running: kill now.
-      if (io.signal.aborted) await kill();
-      await io.started();
-      const waited = (await container.wait()) as { StatusCode: number };
-      await drained;
-      return { exitCode: waited.StatusCode, oomKilled: await this.oomKilled(container) };
-    } catch (err) {
-      await kill();
-      throw err;
-    } finally {
-      io.signal.removeEventListener('abort', kill);
-      stream.destroy();
-    }
   }
 
   async findOrphans(runnerId?: string): Promise<Orphan[]> {
@@ -209,14 +229,7 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  private async ensureImage(image: string, io: ExecIO): Promise<void> {
-    try {
-      await this.docker.getImage(image).inspect();
-      await io.system(`image ${image} found locally`);
-      return;
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-    }
+  private async pullImage(image: string, io: ExecIO): Promise<void> {
     await io.system(`pulling image ${image}`);
     try {
       await this.pull(image, io);
