@@ -12,7 +12,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { request } from 'node:http';
 import { connectionsTo } from '../test/support/proc-net';
 import { LocalRedisCluster } from '../test/support/redis-cluster';
 import { readEvents } from '../test/support/sse';
@@ -361,49 +360,13 @@ async function sweepCost(): Promise<void> {
  * One SSE client, kept lean so that a thousand of them in this process measure the API rather
  * than the client: it checks that seqs arrive 1, 2, 3… once each and records capture → arrival.
  */
-function leanClient(baseUrl: string, token: string, jobId: string, latencies: number[] | undefined) {
-  const state = { lines: 0, lastSeq: 0, disorder: 0, ended: false, error: '' };
-  const done = new Promise<typeof state>((resolve) => {
-    const req = request(`${baseUrl}/jobs/${jobId}/logs/stream`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } }, (res) => {
-      if (res.statusCode !== 200) {
-        state.error = `HTTP ${res.statusCode}`;
-        res.resume();
-        return resolve(state);
-      }
-      res.setEncoding('utf8');
-      let buf = '';
-      res.on('data', (d: string) => {
-        buf += d;
-        let at: number;
-        while ((at = buf.indexOf('\n\n')) !== -1) {
-          const block = buf.slice(0, at);
-          buf = buf.slice(at + 2);
-          if (block.startsWith('id: ') && block.includes('\nevent: line\n')) {
-            const seq = Number(block.slice(4, block.indexOf('\n')));
-            if (seq !== state.lastSeq + 1) state.disorder++;
-            state.lastSeq = seq;
-            state.lines++;
-            // Only the ticks: the system lines before them (image, container started) predate the client.
-            if (latencies && block.includes('"line":"tick ')) {
-              const ts = block.indexOf('"ts":"');
-              latencies.push(Date.now() - Date.parse(block.slice(ts + 6, ts + 30)));
-            }
-          } else if (block.includes('event: end')) {
-            state.ended = true;
-            req.destroy();
-            resolve(state);
-          }
-        }
-      });
-      res.on('close', () => resolve(state));
-    });
-    req.on('error', (err) => {
-      state.error ||= err.message;
-      resolve(state);
-    });
-    req.end();
-  });
-  return done;
+/** What bench/fanout-clients.js prints. */
+interface ClientsReport {
+  clients: { jobId: string; lines: number; disorder: number; ended: boolean; error: string }[];
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
 }
 
 async function fanout(): Promise<void> {
@@ -439,31 +402,36 @@ async function fanout(): Promise<void> {
     for (let i = 0; i < sides; i++) side.push(await submit(ticker(startAt, 10)));
     await running([main, ...side]);
     if (Date.now() > startAt) console.error(`[bench] fanout ${label}: the jobs were not all running before their start; early lines come from the file`);
-    const latencies: number[] = [];
-    const results = [
-      ...Array.from({ length: clientsOnMain }, () => leanClient(stack.baseUrl, stack.token, main, latencies)),
-      ...side.map((id) => leanClient(stack.baseUrl, stack.token, id, latencies)),
-    ];
+    // The clients run in a process of their own (bench/fanout-clients.ts), so that their parsing is
+    // not the bench's or the API's event loop; the token goes through its environment, not argv.
+    const targets = [{ id: main, clients: clientsOnMain }, ...side.map((id) => ({ id, clients: 1 }))];
+    const child = spawn(process.execPath, [join(__dirname, 'fanout-clients.js')], {
+      env: { ...process.env, FANOUT_BASE_URL: stack.baseUrl, FANOUT_TOKEN: stack.token, FANOUT_TARGETS: JSON.stringify(targets) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
     let peakRss = rss();
     let redisConns = 0;
     const sampler = setInterval(() => {
       peakRss = Math.max(peakRss, rss());
       redisConns = Math.max(redisConns, connectionsTo(apiPid, redisPort));
     }, 1000);
-    const states = await Promise.all(results);
+    const code = await exited;
     clearInterval(sampler);
+    if (code !== 0) throw new Error(`fanout clients exited ${code}`);
+    const report = JSON.parse(out) as ClientsReport;
     const expected = new Map<string, number>();
     for (const id of [main, ...side]) expected.set(id, (await stack.json('GET', `/jobs/${id}`)).body.log.lines);
-    const jobOf = (i: number) => (i < clientsOnMain ? main : side[i - clientsOnMain]);
-    const allOnce = states.every((s, i) => s.ended && !s.error && s.disorder === 0 && s.lines === expected.get(jobOf(i)));
-    // Millions of samples: sorted once, typed (a spread into Math.max would overflow the stack).
-    const sorted = Float64Array.from(latencies).sort();
+    const short = report.clients.filter((c) => !(c.ended && !c.error && c.disorder === 0 && c.lines === expected.get(c.jobId)));
+    const allOnce = short.length === 0 && report.clients.length === clientsOnMain + sides;
     const run = {
-      p50: sorted[Math.floor(sorted.length / 2)], p99: sorted[Math.floor(sorted.length * 0.99)], max: sorted[sorted.length - 1], peakRss, redisConns,
-      clients: results.length, allOnce, lines: latencies.length,
+      p50: report.p50, p99: report.p99, max: report.max, peakRss, redisConns,
+      clients: report.clients.length, allOnce, lines: report.samples,
     };
     console.error(`[bench] fanout ${label}: ${JSON.stringify(run)}`);
-    if (!allOnce) console.error(`[bench] fanout ${label}: clients short: ${JSON.stringify(states.filter((s, i) => !(s.ended && s.disorder === 0 && s.lines === expected.get(jobOf(i)))).slice(0, 5))}`);
+    if (!allOnce) console.error(`[bench] fanout ${label}: clients short: ${JSON.stringify(short.slice(0, 5))}`);
     return run;
   };
   try {

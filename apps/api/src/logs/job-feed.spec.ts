@@ -86,6 +86,63 @@ describe('JobFeed', () => {
     expect(feed.clients.size).toBe(0);
   });
 
+  it('many clients: live writes are coalesced, at most one per coalesceMs, each with every line since the last; status and end keep their place after the lines', async () => {
+    const { feed, attach } = setup(() => 0, { coalesceClients: 3, coalesceMs: 150 });
+    const clients = Array.from({ length: 3 }, () => new FakeResponse());
+    const writes = clients.map(() => 0);
+    clients.forEach((r, i) => {
+      const write = r.write.bind(r);
+      r.write = (s: string) => {
+        if (s.includes('event: line')) writes[i]++;
+        return write(s);
+      };
+      attach(r);
+    });
+    await settle();
+    feed.push(range(1, 3).map(line)); // the first batch after a quiet spell goes at once
+    expect(clients.map((r) => r.events().seqs)).toEqual(clients.map(() => range(1, 3)));
+    feed.push([line(4)]);
+    feed.push([line(5)]);
+    expect(clients[0].events().seqs).toEqual(range(1, 3)); // held back…
+    await new Promise((r) => setTimeout(r, 250));
+    expect(clients.map((r) => r.events().seqs)).toEqual(clients.map(() => range(1, 5))); // …then written together
+    expect(writes).toEqual([2, 2, 2]);
+    feed.push([line(6)]);
+    feed.statusChanged('running'); // a status waits for nothing, but goes after line 6
+    expect(clients[0].events()).toEqual({ seqs: range(1, 6), others: ['status'] });
+    feed.push([line(7)]);
+    feed.finish({ status: 'completed', exit_code: 0, error_code: null }, false);
+    await settle();
+    for (const r of clients) expect(r.events()).toEqual({ seqs: range(1, 7), others: ['status', 'end'] });
+  });
+
+  it('few clients: every batch is written as it comes', async () => {
+    const { feed, attach } = setup(() => 0, { coalesceClients: 3, coalesceMs: 60000 });
+    const a = new FakeResponse();
+    const b = new FakeResponse();
+    attach(a);
+    attach(b);
+    await settle();
+    feed.push([line(1)]);
+    feed.push([line(2)]);
+    expect(a.events().seqs).toEqual([1, 2]);
+    expect(b.events().seqs).toEqual([1, 2]);
+  });
+
+  it('a feed whose last client left holds no timer', async () => {
+    const { feed, attach } = setup(() => 0, { coalesceClients: 1, coalesceMs: 60000 });
+    const r = new FakeResponse();
+    attach(r);
+    await settle();
+    const timers = () => process.getActiveResourcesInfo().filter((t) => t === 'Timeout').length;
+    const before = timers();
+    feed.push([line(1)]);
+    feed.push([line(2)]); // waits 60 s for its write
+    expect(timers()).toBe(before + 1);
+    feed.dispose();
+    expect(timers()).toBe(before);
+  });
+
   it('a stalled client drops out of live without holding anyone up, then catches up from memory and the file, once each line', async () => {
     let stored = 0;
     const { feed, attach, reads } = setup(() => stored);

@@ -25,6 +25,13 @@ export interface FeedLimits {
   ringBytes: number;
   /** A client that cannot advance (its lines neither in memory nor yet in the file) this long is closed. */
   catchUpStallMs: number;
+  /**
+   * From this many clients on, live writes to them go at most once per `coalesceMs`, each with
+   * every line since the last: a write is a system call per client, and at 1,000 viewers one per
+   * stream chunk was more than a core (measured). Below it, every chunk is written at once.
+   */
+  coalesceClients?: number;
+  coalesceMs?: number;
 }
 
 /** What the clients of every feed have done, for metrics and tests. */
@@ -46,6 +53,8 @@ export const DEFAULT_FEED_LIMITS: FeedLimits = {
   ringLines: 20000,
   ringBytes: 8 * 1024 * 1024,
   catchUpStallMs: 30000,
+  coalesceClients: 32,
+  coalesceMs: 40,
 };
 
 const FILE_BATCH = 1000;
@@ -91,6 +100,9 @@ export class JobFeed {
   lastEntryAt = performance.now();
   /** The terminal entry has been read: the stream is not read any more; `end` waits for Postgres. */
   terminalSeen?: FeedEnd;
+  /** Set while new lines wait for their coalesced write to the live clients. */
+  private fanOutTimer?: NodeJS.Timeout;
+  private lastFanOutAt = -Infinity;
 
   constructor(
     readonly jobId: string,
@@ -136,19 +148,49 @@ export class JobFeed {
       drop++;
     }
     if (drop) this.ring = this.ring.slice(drop);
-    // Most live clients stand at the same seq: the batch for them is joined once.
-    const from = fresh[0].seq - 1;
-    const batch = fresh.map((l) => l.event).join('');
+    this.scheduleFanOut();
+  }
+
+  /** Writes the new lines to the live clients now, or (many clients) once `coalesceMs` has passed since the last time. */
+  private scheduleFanOut(): void {
+    if (this.fanOutTimer) return;
+    const many = this.clients.size >= (this.limits.coalesceClients ?? Infinity);
+    const due = many ? this.lastFanOutAt + (this.limits.coalesceMs ?? 0) - performance.now() : 0;
+    if (due <= 0) return this.fanOut();
+    this.fanOutTimer = setTimeout(() => this.fanOut(), due);
+  }
+
+  /** Every live client gets the lines it lacks; most stand at the same seq, so each batch is joined once. */
+  private fanOut(): void {
+    if (this.fanOutTimer) clearTimeout(this.fanOutTimer);
+    this.fanOutTimer = undefined;
+    this.lastFanOutAt = performance.now();
+    const batches = new Map<number, string>();
     for (const c of this.clients) {
       if (!c.live || c.after >= this.lastSeq) continue;
-      if (c.after === from) c.sendLive(batch, this.lastSeq);
-      else if (c.after + 1 >= this.ringStart) c.sendLive(this.ringAfter(c.after, Infinity).map((l) => l.event).join(''), this.lastSeq);
-      else c.fallBehind();
+      if (c.after + 1 < this.ringStart) {
+        c.fallBehind();
+        continue;
+      }
+      let batch = batches.get(c.after);
+      if (batch === undefined) {
+        batch = this.ringAfter(c.after, Infinity).map((l) => l.event).join('');
+        batches.set(c.after, batch);
+      }
+      c.sendLive(batch, this.lastSeq);
     }
+  }
+
+  /** The feed has no clients left: nothing of it may outlive them. */
+  dispose(): void {
+    if (this.fanOutTimer) clearTimeout(this.fanOutTimer);
+    this.fanOutTimer = undefined;
   }
 
   statusChanged(status: string): void {
     if (this.status === status) return;
+    // Lines still waiting for their write go first: the status comes after them on the stream.
+    if (this.fanOutTimer) this.fanOut();
     this.status = status;
     const event = `event: status\ndata: ${JSON.stringify({ status })}\n\n`;
     for (const c of this.clients) if (c.live) c.writeRaw(event);
@@ -157,6 +199,7 @@ export class JobFeed {
   /** The job has ended: clients that have every line get `end`; the others get it when they do. */
   finish(end: FeedEnd, fileComplete: boolean): void {
     if (this.end) return;
+    if (this.fanOutTimer) this.fanOut();
     this.end = end;
     this.fileComplete = fileComplete;
     for (const c of this.clients) void c.catchUp();
