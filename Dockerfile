@@ -19,7 +19,7 @@ COPY apps apps
 RUN NX_DAEMON=false NX_NO_CLOUD=true npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production LOG_DIR=/var/log/flashpods LOG_FORMAT=json
+ENV NODE_ENV=production LOG_DIR=/var/log/flashpods LOG_FORMAT=json NODE_OPTIONS=--max-semi-space-size=2
 WORKDIR /app
 COPY --from=build /app /app
 RUN mkdir -p /var/log/flashpods

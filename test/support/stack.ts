@@ -78,7 +78,8 @@ export class Stack {
   startService(service: ServiceName, name: string = service, env: Record<string, string> = {}): ChildProcess {
     // FLASHPODS_SERVICE_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): for profiling a bench run.
     const nodeArgs = process.env.FLASHPODS_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-    const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'apps', service, 'dist', 'main.js')], {
+    // The flags every launcher gives the services (scripts/start-local.js, docker-compose.yml, the Dockerfile).
+    const proc = spawn(process.execPath, ['--max-semi-space-size=2', ...nodeArgs, join(ROOT, 'apps', service, 'dist', 'main.js')], {
       env: { ...process.env, ...this.world.env, RUNNER_ID: `${name}-${this.world.id}`, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -81,7 +81,7 @@ const HEAD_TAIL = LogKeep.HeadTail;
  * back; at most SCRATCH_KEPT of at most SCRATCH_MAX_BYTES are kept, so the pool stays bounded
  * however many jobs the persister owns. A larger batch gets a buffer of its own.
  */
-const SCRATCH_KEPT = 4;
+const SCRATCH_KEPT = 2;
 const SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
 const scratch: Buffer[] = [];
 

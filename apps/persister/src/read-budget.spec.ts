@@ -14,9 +14,9 @@ describe('planRead', () => {
   });
 
   it('reads every stream at once while they fit, sharing the budget', () => {
-    expect(planRead([1], 0)).toEqual({ jobs: [1], count: 256, next: 0 });
-    expect(planRead([1, 2, 3], 0)).toEqual({ jobs: [1, 2, 3], count: 85, next: 0 });
-    expect(planRead(Array.from({ length: 256 }, (_, i) => i), 0).count).toBe(1);
+    expect(planRead([1], 0)).toEqual({ jobs: [1], count: READ_BUDGET_ENTRIES, next: 0 });
+    expect(planRead([1, 2, 3], 0)).toEqual({ jobs: [1, 2, 3], count: Math.floor(READ_BUDGET_ENTRIES / 3), next: 0 });
+    expect(planRead(Array.from({ length: READ_BUDGET_ENTRIES }, (_, i) => i), 0).count).toBe(1);
   });
 
   it('with more streams than the budget, takes them round-robin so none is starved', () => {

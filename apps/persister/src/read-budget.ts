@@ -1,9 +1,11 @@
 /**
  * Entries one tail read may return across all of a persister's job streams. With each entry at
  * most one runner chunk (`STREAM_CHUNK_MAX_BYTES`, 64 KiB by default), one read holds at most
- * 256 × 64 KiB = 16 MiB however many jobs the persister owns.
+ * 64 × 64 KiB = 4 MiB however many jobs the persister owns (the reply is copied once more as it
+ * is parsed). 256 held the persister's peak above 150 MB under the ingest flood; 64 still reads
+ * 4 MiB a round when it is behind.
  */
-export const READ_BUDGET_ENTRIES = 256;
+export const READ_BUDGET_ENTRIES = 64;
 
 export interface ReadPlan<T> {
   /** The streams to read this time. */
