@@ -160,6 +160,49 @@ async function ingest(): Promise<void> {
   }
 }
 
+/**
+ * The same ingest with the runner in fast log mode (`RUNNER_LOG_MODE=fast`: the `none` driver, no
+ * daemon copy), against the same `docker run > file`, measured in alternating rounds of this step.
+ */
+async function fastIngest(): Promise<void> {
+  const lines = QUICK ? 200_000 : 2_000_000;
+  const rounds = QUICK ? 1 : 3;
+  const line = '0123456789'.repeat(8).slice(0, 79); // 79 + newline = 80 bytes
+  const cmd = ['sh', '-c', `yes ${line} | head -n ${lines}`];
+  const stack = await Stack.start(['api', 'persister'], { LOG_MAX_BYTES: String(2 * 1024 ** 3), LOG_FORMAT: 'json' });
+  try {
+    stack.startService('runner', 'runner', { RUNNER_LOG_MODE: 'fast' });
+    const warm = await submitAndWait(stack, ['true']);
+    if (warm.log.mode !== 'fast') throw new Error(`fast ingest: the runner ran in ${warm.log.mode} mode`);
+    const file = join(stack.world.logDir, 'baseline.out');
+    const baseRuns: number[] = [];
+    const fpRuns: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      baseRuns.push((await time(() => dockerRun(cmd, file)))[0]);
+      const [fpMs, job] = await time(() => submitAndWait(stack, cmd, 600000, 20));
+      if (job.status !== 'completed' || job.log.lines < lines || job.log.lines_lost) throw new Error(`fast ingest job: ${JSON.stringify(job)}`);
+      fpRuns.push(fpMs);
+    }
+    const baseMs = median(baseRuns);
+    const fpMs = median(fpRuns);
+    const mb = (lines * 80) / 1e6;
+    const ratio = fpMs / baseMs;
+    const runnerRss = peakRssMb(stack.pidOf('runner'));
+    const persisterRss = peakRssMb(stack.pidOf('persister'));
+    raw.fastingest = { lines, rounds, baseRuns, fpRuns, baseMs, fpMs, runnerRss, persisterRss };
+    rows.push({
+      measure: `ingest, fast log mode (RUNNER_LOG_MODE=fast), ${lines.toLocaleString('en')} lines × 80 B (wall, submit → terminal; median of ${rounds}, alternating)`,
+      flashpods: `${fmt(fpMs)} ms, ${fmt(lines / (fpMs / 1000))} lines/s, ${fmt(mb / (fpMs / 1000), 1)} MB/s (runs ${fpRuns.map((x) => fmt(x)).join(', ')}); peak RSS runner ${fmt(runnerRss)} MB, persister ${fmt(persisterRss)} MB`,
+      baseline: `docker run > file: ${fmt(baseMs)} ms, ${fmt(mb / (baseMs / 1000), 1)} MB/s (runs ${baseRuns.map((x) => fmt(x)).join(', ')})`,
+      ratio: fmt(ratio, 2),
+      target: '≤ 0.5',
+      met: ratio <= 0.5 ? 'yes' : 'no',
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
 async function latency(): Promise<void> {
   const seconds = QUICK ? 3 : 10;
   const n = seconds * 100;
@@ -616,6 +659,7 @@ async function main(): Promise<Row[]> {
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
   const steps: [string, () => Promise<void>][] = [
     ['ingest', ingest],
+    ['fastingest', fastIngest],
     ['latency', latency],
     ['overhead', overhead],
     ['throughput', throughput],

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run chaos`: the damage scenarios (kill -9 and SIGTERM of each service, Redis and Postgres
+# `npm run chaos`: the damage scenarios (kill -9 and SIGTERM of each service, fast log mode's gap, Redis and Postgres
 # restarts, backpressure on 500 MB, three runners, liveness) and the long chaos run at N (300 jobs,
 # 5 minutes of kills) against real local stacks, then one table of results.
 # `npm test` runs the same files with short settings.
@@ -11,7 +11,7 @@ npm run build >/dev/null
 report=$(mktemp /tmp/flashpods-chaos-XXXXXX.jsonl)
 status=0
 CHAOS_REPORT="$report" CHAOS_JOBS="${CHAOS_JOBS:-300}" CHAOS_SECONDS="${CHAOS_SECONDS:-300}" BACKPRESSURE_MB="${BACKPRESSURE_MB:-500}" REDIS_OUTAGE_SECONDS="${REDIS_OUTAGE_SECONDS:-30}" \
-  npx jest --ci --runInBand --forceExit test/e2e/reliability test/e2e/restarts test/e2e/liveness test/e2e/chaos "$@" || status=$?
+  npx jest --ci --runInBand --forceExit test/e2e/reliability test/e2e/restarts test/e2e/liveness test/e2e/fast-mode test/e2e/chaos "$@" || status=$?
 node -e '
   const rows = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(JSON.parse);
   const cols = ["scenario", "expected", "found", "duplicates", "result"];

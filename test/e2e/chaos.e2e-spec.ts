@@ -8,11 +8,14 @@ import { freePort, Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
 
 /**
- * Chaos at N: 2 APIs, 3 runners, 2 persisters, 2 janitors, a mix of jobs, and a random service
- * killed with SIGKILL (then restarted) every few seconds, plus one Redis and one Postgres restart.
- * At the end every job is terminal, each completed job's numbered lines are stored exactly once
- * and in order (.log, .idx and /logs agree), no container of the installation is left and no
- * terminal job keeps a stream without expiry. `npm test` runs a short version; `npm run chaos`
+ * Chaos at N: 2 APIs, 3 runners (one in fast log mode), 2 persisters, 2 janitors, a mix of jobs,
+ * and a random service killed with SIGKILL (then restarted) every few seconds, plus one Redis and
+ * one Postgres restart. At the end every job is terminal, each completed durable-mode job's
+ * numbered lines are stored exactly once and in order (.log, .idx and /logs agree); a completed
+ * fast-mode job has all its lines exactly once, or says it lost some (`log.lines_lost` and a gap
+ * line), and never holds a line twice or out of order; no job has the flag without the line or
+ * the line without the flag; no container of the installation is left and no terminal job keeps
+ * a stream without expiry. `npm test` runs a short version; `npm run chaos`
  * the long one (CHAOS_JOBS=300 CHAOS_SECONDS=300).
  */
 const JOBS = Number(process.env.CHAOS_JOBS ?? 36);
@@ -20,6 +23,8 @@ const SECONDS = Number(process.env.CHAOS_SECONDS ?? 40);
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
 const TERMINAL = ['completed', 'failed', 'timed_out', 'cancelled', 'cleaned'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The system line a fast-mode job gets where output was not captured. */
+const GAP_LINE = /^fast mode: output written while no runner was attached \(between .* was not captured$/;
 
 /** A small deterministic PRNG, so a failing run can be replayed with CHAOS_SEED. */
 function prng(seed: number): () => number {
@@ -59,7 +64,7 @@ function plan(i: number, rand: () => number): Planned {
   }
 }
 
-describe(`chaos at N: 2 APIs, 3 runners, 2 persisters, 2 janitors, ${JOBS} jobs, ${SECONDS} s of kills (seed ${SEED})`, () => {
+describe(`chaos at N: 2 APIs, 3 runners (1 fast), 2 persisters, 2 janitors, ${JOBS} jobs, ${SECONDS} s of kills (seed ${SEED})`, () => {
   let redis: PrivateRedis;
   let pg: PrivatePostgres;
   let stack: Stack;
@@ -89,7 +94,8 @@ describe(`chaos at N: 2 APIs, 3 runners, 2 persisters, 2 janitors, ${JOBS} jobs,
       ['api-2', 'api', { API_PORT: String(port2) }],
       ['runner-1', 'runner', {}],
       ['runner-2', 'runner', {}],
-      ['runner-3', 'runner', {}],
+      // Fast log mode: what its containers write while it is dead is lost, and must be said.
+      ['runner-fast', 'runner', { RUNNER_LOG_MODE: 'fast' }],
       ['persister', 'persister', {}],
       ['persister-2', 'persister', {}],
       ['janitor', 'janitor', {}],
@@ -155,6 +161,7 @@ describe(`chaos at N: 2 APIs, 3 runners, 2 persisters, 2 janitors, ${JOBS} jobs,
     const killer = (async () => {
       let redisDone = false;
       let pgDone = false;
+      let fastKilled = false;
       while (Date.now() < chaosUntil) {
         await sleep(2000 + rand() * 3000);
         const elapsed = 1 - (chaosUntil - Date.now()) / (SECONDS * 1000);
@@ -174,7 +181,10 @@ describe(`chaos at N: 2 APIs, 3 runners, 2 persisters, 2 janitors, ${JOBS} jobs,
           await pg.up();
           continue;
         }
-        const [name, service, env] = SERVICES[Math.floor(rand() * SERVICES.length)];
+        // The fast-mode runner dies at least once, mid-run: what fast mode loses, and that it says so.
+        const pick = !fastKilled && elapsed > 0.15 ? SERVICES.findIndex(([n]) => n === 'runner-fast') : Math.floor(rand() * SERVICES.length);
+        const [name, service, env] = SERVICES[pick];
+        if (name === 'runner-fast') fastKilled = true;
         faults.push(`kill -9 ${name}`);
         await stack.stopService(name, 'SIGKILL');
         await sleep(500 + rand() * 1000);
@@ -210,6 +220,8 @@ describe(`chaos at N: 2 APIs, 3 runners, 2 persisters, 2 janitors, ${JOBS} jobs,
 
     let expected = 0;
     let found = 0;
+    let durableCounted = 0;
+    const fast = { completed: 0, whole: 0, gapped: 0, linesLost: 0 };
     let duplicates = 0;
     let disordered = 0;
     const problems: string[] = [];
@@ -227,15 +239,30 @@ describe(`chaos at N: 2 APIs, 3 runners, 2 persisters, 2 janitors, ${JOBS} jobs,
       problems.push(...audit.problems.map((p) => `${j.id}: ${p}`));
       duplicates += audit.numbers.length - new Set(audit.numbers).size;
       disordered += audit.numbers.filter((v, i) => i > 0 && v <= audit.numbers[i - 1]).length;
-      if (j.job.status === 'completed' && j.lines > 0) {
+      // The flag and the gap line go together, in either mode (a durable job never has either).
+      const gapLines = audit.texts.filter((t) => GAP_LINE.test(t)).length;
+      if (j.job.log.lines_lost !== gapLines > 0) problems.push(`${j.id}: lines_lost ${j.job.log.lines_lost} with ${gapLines} gap lines`);
+      if (j.job.log.mode !== 'fast' && (gapLines > 0 || j.job.log.lines_lost)) problems.push(`${j.id}: a ${j.job.log.mode} job with a gap`);
+      const kept = new Set(audit.numbers.filter((v) => v >= 1 && v <= j.lines)).size;
+      if (j.job.status === 'completed' && j.lines > 0 && j.job.log.mode === 'fast') {
+        // All its lines once, or it says it lost some: a silent loss is the failure.
+        fast.completed++;
+        if (kept === j.lines) fast.whole++;
+        else if (j.job.log.lines_lost) {
+          fast.gapped++;
+          fast.linesLost += j.lines - kept;
+        } else problems.push(`${j.id}: fast mode lost ${j.lines - kept} of ${j.lines} lines without saying so`);
+      } else if (j.job.status === 'completed' && j.lines > 0) {
+        durableCounted++;
         expected += j.lines;
-        found += new Set(audit.numbers.filter((v) => v >= 1 && v <= j.lines)).size;
+        found += kept;
       }
       // A job that did not complete says why: an error code, or its timeout or cancel.
       if (j.job.status === 'failed' && !j.job.error?.code) problems.push(`${j.id}: failed without an error code`);
       if (j.kind === 'nonzero' && j.job.status === 'completed') problems.push(`${j.id}: exit 3 reported completed`);
     }
     console.log(`chaos outcomes: ${[...byOutcome].map(([k, v]) => `${k}=${v}`).join(', ')}`);
+    console.log(`chaos fast mode: ${fast.completed} completed jobs with lines, ${fast.whole} whole, ${fast.gapped} with a marked gap (${fast.linesLost} lines lost)`);
 
     const docker = new Docker();
     const leaked = await waitFor(
@@ -260,7 +287,14 @@ describe(`chaos at N: 2 APIs, 3 runners, 2 persisters, 2 janitors, ${JOBS} jobs,
 
     const completedFloods = jobs.filter((j) => j.kind === 'flood' && j.job.status === 'completed').length;
     const rows = [
-      { scenario: `chaos at N (seed ${SEED}): lines of ${completedFloods} completed floods`, expected, found, duplicates: duplicates + disordered, ok: found === expected && duplicates + disordered === 0 && problems.length === 0 },
+      { scenario: `chaos at N (seed ${SEED}): lines of ${durableCounted} completed durable jobs`, expected, found, duplicates: duplicates + disordered, ok: found === expected && duplicates + disordered === 0 && problems.length === 0 },
+      {
+        scenario: `chaos at N: ${fast.completed} completed fast-mode jobs whole or marked (${fast.gapped} marked, ${fast.linesLost} lines lost)`,
+        expected: fast.completed,
+        found: fast.whole + fast.gapped,
+        duplicates: null,
+        ok: fast.whole + fast.gapped === fast.completed && problems.length === 0,
+      },
       { scenario: `chaos at N: jobs terminal (${faults.length} faults)`, expected: jobs.length, found: jobs.length - notTerminal.length, duplicates: null, ok: notTerminal.length === 0 && stuck !== undefined },
       { scenario: 'chaos at N: containers left behind', expected: 0, found: leaked.length, duplicates: null, ok: leaked.length === 0 },
       { scenario: 'chaos at N: streams of terminal jobs kept forever', expected: 0, found: endlessStreams, duplicates: null, ok: endlessStreams === 0 },
@@ -272,6 +306,7 @@ describe(`chaos at N: 2 APIs, 3 runners, 2 persisters, 2 janitors, ${JOBS} jobs,
     expect(stuck).toEqual([]);
     expect({ expected, found, duplicates, disordered }).toEqual({ expected, found: expected, duplicates: 0, disordered: 0 });
     expect(completedFloods).toBeGreaterThan(0);
+    expect(fast.completed).toBeGreaterThan(0);
     expect(leaked.map((c) => c.Labels['flashpods.job_id'])).toEqual([]);
     expect(endlessStreams).toBe(0);
     for (const j of jobs.filter((x) => x.kind === 'timeout')) expect(['timed_out', 'failed']).toContain(j.job.status);

@@ -9,6 +9,8 @@ const PREFIX = /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] /;
 export interface LogAudit {
   /** The `N` of every `line N` in the downloaded log, in file order. */
   numbers: number[];
+  /** Every line's text, without its time prefix, in file order. */
+  texts: string[];
   /** Lines in the file. */
   lines: number;
   /** Disagreements between the .log, the .idx and `/logs` (empty when consistent). */
@@ -61,7 +63,7 @@ export async function auditLog(stack: Stack, jobId: string, logDir = stack.world
     }
   }
   const numbers = texts.map((t) => /^line (\d+)(?: |$)/.exec(t)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1]));
-  return { numbers, lines: count, problems };
+  return { numbers, texts, lines: count, problems };
 }
 
 /** The job's numbered lines from its stored log; throws when the .log, .idx and `/logs` disagree. */

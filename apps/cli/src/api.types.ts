@@ -21,7 +21,7 @@ export interface JobView {
   running_at: string | null;
   finished_at: string | null;
   cleaned_at: string | null;
-  log: { bytes: number; lines: number; truncated: boolean };
+  log: { bytes: number; lines: number; truncated: boolean; mode: 'durable' | 'fast' | null; lines_lost: boolean };
 }
 
 export interface JobPage {

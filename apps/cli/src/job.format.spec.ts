@@ -22,7 +22,7 @@ const job = (over: Partial<JobView> = {}): JobView => ({
   running_at: '2026-11-21T11:59:02.000Z',
   finished_at: '2026-11-21T11:59:03.000Z',
   cleaned_at: null,
-  log: { bytes: 100, lines: 4, truncated: false },
+  log: { bytes: 100, lines: 4, truncated: false, mode: 'durable', lines_lost: false },
   ...over,
 });
 
@@ -99,8 +99,15 @@ describe('jobDetail', () => {
   });
 
   it('leaves out what is empty and says truncated', () => {
-    const text = jobDetail(job({ exit_code: null, error: null, labels: {}, env: {}, secrets: [], runner_id: null, log: { bytes: 9, lines: 1, truncated: true } }));
+    const text = jobDetail(job({ exit_code: null, error: null, labels: {}, env: {}, secrets: [], runner_id: null, log: { bytes: 9, lines: 1, truncated: true, mode: 'durable', lines_lost: false } }));
     expect(text).not.toMatch(/^(exit code|error|labels|env|secrets|runner) /m);
     expect(text).toMatch(/^log +1 lines, 9 bytes, truncated$/m);
+  });
+
+  it('says fast mode, and loudly when lines were lost', () => {
+    expect(jobDetail(job({ log: { bytes: 9, lines: 1, truncated: false, mode: 'fast', lines_lost: false } }))).toMatch(/^log +1 lines, 9 bytes, fast mode$/m);
+    expect(jobDetail(job({ log: { bytes: 9, lines: 1, truncated: false, mode: 'fast', lines_lost: true } }))).toMatch(
+      /^log +1 lines, 9 bytes, fast mode, LINES LOST \(output not captured while no runner was attached\)$/m,
+    );
   });
 });

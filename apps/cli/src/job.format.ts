@@ -60,7 +60,7 @@ export function jobDetail(j: JobView): string {
     ['running', j.running_at],
     ['finished', j.finished_at],
     ['cleaned', j.cleaned_at],
-    ['log', `${j.log.lines} lines, ${j.log.bytes} bytes${j.log.truncated ? ', truncated' : ''}`],
+    ['log', `${j.log.lines} lines, ${j.log.bytes} bytes${j.log.truncated ? ', truncated' : ''}${j.log.mode === 'fast' ? ', fast mode' : ''}${j.log.lines_lost ? ', LINES LOST (output not captured while no runner was attached)' : ''}`],
   ];
   return table(fields.filter((f): f is [string, string] => f[1] !== null && f[1] !== undefined).map(([k, v]) => [k, v]));
 }

@@ -39,6 +39,8 @@ interface OwnedJob {
   busy: boolean;
   /** Set when we stopped owning the job (lease lost, finished, shut down): nothing more is written. */
   gone: boolean;
+  /** A lines entry flagged as holding a gap line was read: `log_lines_lost` is set with the next stats. */
+  linesLost: boolean;
   /**
    * Set when the log could not be written even after retries: the job is `failed` and cancelled;
    * the rest of its stream is read and dropped until its terminal status.
@@ -260,6 +262,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       lastEntryAt: performance.now(),
       busy: false,
       gone: false,
+      linesLost: false,
     };
     this.owned.set(jobId, job);
     persisterMetrics.taken();
@@ -390,6 +393,8 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
           firstSeq: Number(fields.get(LINES_FIELDS.firstSeq)),
           count: Number(fields.get(LINES_FIELDS.count)),
         });
+        // Set whether or not these lines were written before (a re-delivery): the flag is idempotent.
+        if (fields.has(LINES_FIELDS.gap)) job.linesLost = true;
         pendingLastId = entryId;
         continue;
       }
@@ -476,13 +481,17 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       .exec();
   }
 
-  /** Stats never go backwards: a stale owner's update (an older `log_last_seq`) changes nothing. */
+  /**
+   * Stats never go backwards: a stale owner's update (an older `log_last_seq`) changes nothing, and
+   * `log_lines_lost` once set stays set (a later owner that has not seen the gap entry keeps it).
+   */
   private async writeStats(job: OwnedJob): Promise<void> {
     const s = job.writer.current;
     await this.ds.query(
-      `UPDATE jobs SET log_bytes = $2, log_lines = $3, log_truncated = $4, log_last_seq = $5, updated_at = now()
+      `UPDATE jobs SET log_bytes = $2, log_lines = $3, log_truncated = $4, log_last_seq = $5,
+         log_lines_lost = log_lines_lost OR $6, updated_at = now()
        WHERE id = $1 AND log_last_seq <= $5`,
-      [job.jobId, s.bytes, s.lines, s.truncated, s.lastSeq],
+      [job.jobId, s.bytes, s.lines, s.truncated, s.lastSeq, job.linesLost],
     );
     job.statsWrittenAt = Date.now();
     job.statsDirty = false;

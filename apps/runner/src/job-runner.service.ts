@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
-import { JobErrorCode, JobStatus, LogKeep, RedisKeys, StatusEvent } from '@flashpods/contracts';
+import { JobErrorCode, JobStatus, LogKeep, LogMode, RedisKeys, StatusEvent } from '@flashpods/contracts';
 import { JobEntity, transitionJob } from '@flashpods/database';
 import { isFenced, JobLogPublisher, parseProgress, ShipProgress, takeJobStream } from '@flashpods/job-stream';
 import { SecretMasker } from '@flashpods/log-format';
 import { DataSource } from 'typeorm';
-import { EXECUTOR, ExecFailure, ExecIO, ExecResult, Executor, Orphan } from './executors/executor';
+import { EXECUTOR, ExecFailure, ExecIO, ExecResult, Executor, Orphan, OutputGap } from './executors/executor';
 import { LogCapture } from './log-capture';
 import { runnerMetrics } from './runner.metrics';
 
@@ -70,7 +70,7 @@ export class JobRunnerService {
       this.log.warn(`job ${jobId} not found; skipped`);
       return;
     }
-    if (!(await transitionJob(this.ds, jobId, JobStatus.Starting, { runnerId }))) {
+    if (!(await transitionJob(this.ds, jobId, JobStatus.Starting, { runnerId, logMode: this.executor.logMode }))) {
       this.log.log(`job ${jobId} is ${job.status}, not pending; skipped`);
       return;
     }
@@ -107,6 +107,7 @@ export class JobRunnerService {
       masker,
       new LogCapture(publisher, masker, this.config.logs.lineMaxBytes),
       job.timeoutSeconds * 1000,
+      undefined,
       (io) =>
         this.executor.run(
           {
@@ -158,8 +159,11 @@ export class JobRunnerService {
       job,
       publisher,
       masker,
-      new LogCapture(publisher, masker, this.config.logs.lineMaxBytes, progress),
+      // A fast-mode container has no copy to replay: what is read next is new, nothing is skipped.
+      new LogCapture(publisher, masker, this.config.logs.lineMaxBytes, orphan.logMode === LogMode.Fast ? undefined : progress),
       Math.max(0, job.timeoutSeconds * 1000 - ranFor),
+      // Where a gap would begin: after the last line the previous run shipped, when it was read.
+      { afterSeq: progress.seq, since: progress.ts || (job.runningAt ?? job.startedAt ?? new Date()).getTime() },
       (io) => this.executor.resume(orphan.handle, io),
     );
   }
@@ -176,6 +180,7 @@ export class JobRunnerService {
     masker: SecretMasker,
     capture: LogCapture,
     timeoutMs: number,
+    resumedAfter: { afterSeq: number; since: number } | undefined,
     start: (io: ExecIO) => Promise<ExecResult>,
   ): Promise<void> {
     const jobId = job.id;
@@ -197,6 +202,10 @@ export class JobRunnerService {
         started: async () => {
           await this.redis.del(this.keys.jobSecrets(jobId));
           await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId });
+        },
+        gap: (gap) => {
+          runnerMetrics.gap();
+          return publisher.gap(gapLine(gap, resumedAfter));
         },
         signal: abort.signal,
       });
@@ -311,4 +320,13 @@ export class JobRunnerService {
           : `failed: ${outcome.error?.code}: ${outcome.error?.message}`;
     }
   }
+}
+
+/** The system line at a gap: when output was not captured, and why. */
+export function gapLine(gap: OutputGap, resumed: { afterSeq: number; since: number } | undefined): string {
+  const since = resumed ? new Date(resumed.since).toISOString() : 'the runner stopped';
+  const until = new Date(gap.until).toISOString();
+  const span = gap.exited ? `between ${since} and the container's exit at ${until}` : `between ${since} and ${until}`;
+  const after = resumed ? `, after line ${resumed.afterSeq}` : '';
+  return `fast mode: output written while no runner was attached (${span}${after}) was not captured`;
 }

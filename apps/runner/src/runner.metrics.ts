@@ -22,6 +22,11 @@ const jobsResumed = new Counter({
   help: 'Jobs left running by a previous run of this runner and re-attached',
   registers,
 });
+const logGaps = new Counter({
+  name: 'flashpods_runner_log_gaps_total',
+  help: 'Gaps marked in job logs: a fast-mode container resumed after writing while no runner was attached',
+  registers,
+});
 const jobsFinished = new Counter({
   name: 'flashpods_runner_jobs_finished_total',
   help: 'Jobs this runner ended, by terminal status and error code ("none" when the job has no error)',
@@ -141,6 +146,10 @@ export const runnerMetrics = {
 
   resumed(): void {
     jobsResumed.inc();
+  },
+
+  gap(): void {
+    logGaps.inc();
   },
 
   /** `recordedAsFailed`: Redis refused the end, so it was recorded in Postgres as `failed`. */

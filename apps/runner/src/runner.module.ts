@@ -21,7 +21,7 @@ import { RunnerMetricsEndpoint } from './runner-metrics.endpoint';
       useFactory: (config: FlashpodsConfig): Executor =>
         config.runner.executor === 'process'
           ? new ProcessExecutor()
-          : new DockerExecutor(new Docker(), config.runner.pullTimeoutSeconds * 1000, config.redis.prefix),
+          : new DockerExecutor(new Docker(), config.runner.pullTimeoutSeconds * 1000, config.redis.prefix, config.runner.logMode),
     },
     JobRunnerService,
     ReattachService,

@@ -82,3 +82,21 @@ describe('METRICS_PORT, METRICS_REFRESH_SECONDS and LOG_LEVEL', () => {
     expect(loadConfig({ METRICS_PORT: '9464', LOG_LEVEL: 'debug' })).toMatchObject({ metrics: { port: 9464 }, logLevel: 'debug' });
   });
 });
+
+describe('RUNNER_LOG_MODE', () => {
+  it('defaults to durable; fast is taken', () => {
+    expect(loadConfig({}).runner.logMode).toBe('durable');
+    expect(loadConfig({ RUNNER_LOG_MODE: 'fast' }).runner.logMode).toBe('fast');
+    expect(loadConfig({ RUNNER_LOG_MODE: 'durable' }).runner.logMode).toBe('durable');
+  });
+
+  it('refuses anything else, naming the variable and both values', () => {
+    expect(() => loadConfig({ RUNNER_LOG_MODE: 'FAST' })).toThrow(/RUNNER_LOG_MODE: expected durable .* or fast/);
+    expect(() => loadConfig({ RUNNER_LOG_MODE: 'none' })).toThrow(ConfigError);
+  });
+
+  it('refuses fast with the process executor, which has no log driver', () => {
+    expect(() => loadConfig({ RUNNER_LOG_MODE: 'fast', RUNNER_EXECUTOR: 'process' })).toThrow(/RUNNER_LOG_MODE: fast is a Docker log-driver option/);
+    expect(loadConfig({ RUNNER_EXECUTOR: 'process' }).runner.logMode).toBe('durable');
+  });
+});

@@ -96,6 +96,14 @@ export const envSchema = z.object({
   LIVENESS_PENDING_GRACE_SECONDS: int(10, 1),
   RUNNER_CONCURRENCY: int(2, 1),
   RUNNER_EXECUTOR: z.enum(['docker', 'process']).default('docker'),
+  /**
+   * `durable` (default): the daemon keeps a copy of each container's output, a restarted runner
+   * replays it, no line is lost. `fast`: no daemon copy (the `none` log driver), faster ingest, but
+   * output written while no runner is attached is lost, and the job says so. Docker executor only.
+   */
+  RUNNER_LOG_MODE: z.enum(['durable', 'fast'], {
+    errorMap: () => ({ message: 'expected durable (the default: every line survives a runner crash) or fast (no daemon copy: a runner crash loses output)' }),
+  }).default('durable'),
   RUNNER_ID: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').optional(),
   RUNNER_SHUTDOWN_GRACE_SECONDS: int(30, 0),
   RUNNER_HEARTBEAT_SECONDS: int(5, 1),

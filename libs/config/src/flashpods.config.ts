@@ -1,3 +1,4 @@
+import { LogMode } from '@flashpods/contracts';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { envSchema, parseClusterUrl, parseRedisNodes, REDIS_CLUSTER_SCHEME, RedisNode } from './env.schema';
@@ -45,6 +46,8 @@ export interface FlashpodsConfig {
     id: string;
     concurrency: number;
     executor: 'docker' | 'process';
+    /** How containers' output is captured: see {@link LogMode}. */
+    logMode: LogMode;
     shutdownGraceSeconds: number;
     heartbeatSeconds: number;
     dockerHost?: string;
@@ -89,6 +92,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
   if (e.JOB_TIMEOUT_DEFAULT_SECONDS > e.JOB_TIMEOUT_MAX_SECONDS) {
     throw new ConfigError('Invalid environment: JOB_TIMEOUT_DEFAULT_SECONDS: exceeds JOB_TIMEOUT_MAX_SECONDS');
   }
+  if (e.RUNNER_LOG_MODE === 'fast' && e.RUNNER_EXECUTOR === 'process') {
+    // A child process dies with its runner: there is nothing to re-attach to, in either mode.
+    throw new ConfigError('Invalid environment: RUNNER_LOG_MODE: fast is a Docker log-driver option; RUNNER_EXECUTOR=process has no log driver');
+  }
   return Object.freeze({
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX, cluster: clusterOf(e.REDIS_URL, e.REDIS_CLUSTER_NODES) },
     databaseUrl: e.DATABASE_URL,
@@ -124,6 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FlashpodsConfi
       id: e.RUNNER_ID ?? hostname(),
       concurrency: e.RUNNER_CONCURRENCY,
       executor: e.RUNNER_EXECUTOR,
+      logMode: e.RUNNER_LOG_MODE === 'fast' ? LogMode.Fast : LogMode.Durable,
       shutdownGraceSeconds: e.RUNNER_SHUTDOWN_GRACE_SECONDS,
       heartbeatSeconds: e.RUNNER_HEARTBEAT_SECONDS,
       dockerHost: e.DOCKER_HOST,

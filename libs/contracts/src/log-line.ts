@@ -58,3 +58,17 @@ export enum LogKeep {
 }
 
 export const LOG_KEEP_VALUES = [LogKeep.Head, LogKeep.HeadTail] as const;
+
+/**
+ * How a runner captures a container's output (`RUNNER_LOG_MODE`). `durable` (the default): the
+ * Docker daemon keeps its own copy (the `local` log driver), so a restarted runner replays what it
+ * missed and no line is lost. `fast`: no daemon copy (the `none` driver), about twice as fast, but
+ * what a container writes while no runner is attached (a runner crash or restart) is gone; the
+ * job's log then says so with a system line at the gap, and its `log.lines_lost` is set.
+ */
+export enum LogMode {
+  Durable = 'durable',
+  Fast = 'fast',
+}
+
+export const LOG_MODE_VALUES = [LogMode.Durable, LogMode.Fast] as const;

@@ -5,9 +5,10 @@ import { InitialSchema1763680000000 } from './migrations/1763680000000-initial-s
 import { ApiTokens1763690000000 } from './migrations/1763690000000-api-tokens';
 import { LogKeep1763750000000 } from './migrations/1763750000000-log-keep';
 import { TerminalJobsIndex1764660000000 } from './migrations/1764660000000-terminal-jobs-index';
+import { LogMode1764760000000 } from './migrations/1764760000000-log-mode';
 
 export const ENTITIES = [JobEntity, ApiTokenEntity];
-export const MIGRATIONS = [InitialSchema1763680000000, ApiTokens1763690000000, LogKeep1763750000000, TerminalJobsIndex1764660000000];
+export const MIGRATIONS = [InitialSchema1763680000000, ApiTokens1763690000000, LogKeep1763750000000, TerminalJobsIndex1764660000000, LogMode1764760000000];
 
 /** Any fixed 64-bit number: all Flashpods services agree on it to serialise migrations. */
 const MIGRATION_LOCK_ID = 7_262_024_011;

@@ -1,4 +1,4 @@
-import { ENTERED_FROM, JobErrorCode, JobStatus } from '@flashpods/contracts';
+import { ENTERED_FROM, JobErrorCode, JobStatus, LogMode } from '@flashpods/contracts';
 import { DataSource } from 'typeorm';
 
 export interface TransitionPatch {
@@ -6,6 +6,8 @@ export interface TransitionPatch {
   exitCode?: number | null;
   errorCode?: JobErrorCode | null;
   errorMessage?: string | null;
+  /** Set by the runner that claims the job: how it captures the output. */
+  logMode?: LogMode;
   at?: Date;
 }
 
@@ -41,6 +43,7 @@ export async function transitionJob(
   if (patch.exitCode !== undefined) add('exit_code', patch.exitCode);
   if (patch.errorCode !== undefined) add('error_code', patch.errorCode);
   if (patch.errorMessage !== undefined) add('error_message', patch.errorMessage);
+  if (patch.logMode !== undefined) add('log_mode', patch.logMode);
   // TypeORM's Postgres driver answers an UPDATE with [rows, rowCount].
   const [, affected] = (await ds.query(
     `UPDATE jobs SET ${sets.join(', ')} WHERE id = $1 AND status = ANY($3::text[])`,

@@ -1,4 +1,4 @@
-import { JobErrorCode, JobStatus, LogKeep } from '@flashpods/contracts';
+import { JobErrorCode, JobStatus, LogKeep, LogMode } from '@flashpods/contracts';
 import { Column, Entity, PrimaryColumn, ValueTransformer } from 'typeorm';
 
 /** Postgres returns bigint as a string; every bigint here fits in a double. */
@@ -95,6 +95,14 @@ export class JobEntity {
   /** What the stored log keeps past LOG_MAX_BYTES (see {@link LogKeep}). */
   @Column('text', { name: 'log_keep' })
   logKeep!: LogKeep;
+
+  /** How its runner captured its output (see {@link LogMode}); null until a runner takes it. */
+  @Column('text', { name: 'log_mode', nullable: true })
+  logMode!: LogMode | null;
+
+  /** The log has a gap where output was not captured (fast mode, no runner attached); a system line there says when. */
+  @Column('boolean', { name: 'log_lines_lost' })
+  logLinesLost!: boolean;
 }
 
 /** What a job row is when it is submitted; `init` holds what the submitter chose. */
@@ -120,6 +128,8 @@ export function newJobEntity(
     logTruncated: false,
     logLastSeq: 0,
     logKeep: LogKeep.Head,
+    logMode: null,
+    logLinesLost: false,
     ...init,
   });
 }

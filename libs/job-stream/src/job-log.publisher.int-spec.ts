@@ -61,6 +61,7 @@ describe('JobLogPublisher (real Redis)', () => {
           stderr: lines.filter((l) => l.stream === LogStream.Stderr).length,
           bytes: bytesAfter.get(last),
           truncated: false,
+          ts: lines[lines.length - 1].ts,
         });
         expect(pub.shipped.seq).toBeGreaterThanOrEqual(last);
         checks++;
@@ -70,7 +71,7 @@ describe('JobLogPublisher (real Redis)', () => {
     const lines = await onStream(jobId);
     expect(lines.map((l) => l.seq)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
     expect(lines.map((l) => l.text.toString().split(' ')[0])).toEqual(Array.from({ length: 600 }, (_, i) => String(i + 1)));
-    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toEqual({ seq: 600, stdout: 400, stderr: 200, bytes: queuedBytes, truncated: false });
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toEqual({ seq: 600, stdout: 400, stderr: 200, bytes: queuedBytes, truncated: false, ts: 1700000000600 });
     expect(checks).toBeGreaterThan(20);
   });
 
@@ -96,7 +97,7 @@ describe('JobLogPublisher (real Redis)', () => {
     for (let i = 1; i <= 100; i++) pub.line(LogStream.Stdout, Buffer.from(`line ${String(i).padStart(3, '0')}`), 1700000000000);
     await pub.flush();
     expect(pub.isTruncated).toBe(false);
-    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toEqual({ seq: 100, stdout: 100, stderr: 0, bytes: 2400, truncated: false });
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toEqual({ seq: 100, stdout: 100, stderr: 0, bytes: 2400, truncated: false, ts: 1700000000000 });
     // A runner re-attaching after a restart continues from the recorded progress, still past the cap.
     const token = await takeJobStream(redis, keys, jobId, 'runner-a');
     const resumed = new JobLogPublisher(redis, { keys, jobId, token }, settings({ logMaxBytes: 1024, chunkMaxBytes: 4096, logKeep: LogKeep.HeadTail }), parseProgress(await redis.hgetall(keys.jobProgress(jobId))));
@@ -110,7 +111,7 @@ describe('JobLogPublisher (real Redis)', () => {
       [102, 'after the restart'],
     ]);
     expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toEqual({
-      seq: 102, stdout: 100, stderr: 1, bytes: 2400 + storedLineBytes(11) + storedLineBytes(17), truncated: false,
+      seq: 102, stdout: 100, stderr: 1, bytes: 2400 + storedLineBytes(11) + storedLineBytes(17), truncated: false, ts: 1700000000001,
     });
   });
 
@@ -203,5 +204,40 @@ describe('JobLogPublisher (real Redis)', () => {
     pub.line(LogStream.Stdout, Buffer.from('fourth'), 1700000000003);
     await until(3, 500);
     expect((await onStream(jobId)).map((l) => l.text.toString())).toEqual(['first', 'second', 'third', 'fourth']);
+  });
+
+  it('gap: the chunk holding the gap line, and only it, is flagged; the progress records when output was last read', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId);
+    pub.line(LogStream.Stdout, Buffer.from('line 1'), 1700000000001);
+    await pub.flush();
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: 1, ts: 1700000000001 });
+    const token = await takeJobStream(redis, keys, jobId, 'runner-a');
+    const resumed = new JobLogPublisher(redis, { keys, jobId, token }, settings(), parseProgress(await redis.hgetall(keys.jobProgress(jobId))));
+    await resumed.system('re-attached');
+    await resumed.gap('output was not captured', 1700000000005);
+    resumed.line(LogStream.Stdout, Buffer.from('line 9'), 1700000000009);
+    await resumed.flush();
+    const entries = await redis.xrangeBuffer(keys.jobLog(jobId), '-', '+');
+    const flagged = entries.map(([, f]) => streamEntryFields(f)).map((m) => [Number(m.get('s')), m.get('g')?.toString() ?? null]);
+    expect(flagged).toEqual([[1, null], [2, null], [3, '1'], [4, null]]);
+    expect((await onStream(jobId)).map((l) => [l.seq, l.stream, l.text.toString()])).toEqual([
+      [1, LogStream.Stdout, 'line 1'],
+      [2, LogStream.System, 're-attached'],
+      [3, LogStream.System, 'output was not captured'],
+      [4, LogStream.Stdout, 'line 9'],
+    ]);
+    // System lines are not output: the time recorded is that of the last line the workload wrote.
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: 4, ts: 1700000000009 });
+  });
+
+  it('gap past the cap of a head log: line and flag are both dropped', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId, { logMaxBytes: 1024, chunkMaxBytes: 4096 });
+    for (let i = 1; i <= 100; i++) pub.line(LogStream.Stdout, Buffer.from(`line ${String(i).padStart(3, '0')}`), 1700000000000);
+    await pub.gap('output was not captured');
+    const entries = await redis.xrangeBuffer(keys.jobLog(jobId), '-', '+');
+    expect(entries.some(([, f]) => streamEntryFields(f).has('g'))).toBe(false);
+    expect((await onStream(jobId)).some((l) => l.text.toString() === 'output was not captured')).toBe(false);
   });
 });

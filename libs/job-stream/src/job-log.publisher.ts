@@ -43,9 +43,11 @@ export interface ShipProgress {
   bytes: number;
   /** The cap was reached at the source (`head` only: a `head_tail` publisher never truncates). */
   truncated: boolean;
+  /** Time (ms since the epoch) of the last output line queued; 0 before any. Where a gap begins. */
+  ts: number;
 }
 
-export const NO_PROGRESS: ShipProgress = { seq: 0, stdout: 0, stderr: 0, bytes: 0, truncated: false };
+export const NO_PROGRESS: ShipProgress = { seq: 0, stdout: 0, stderr: 0, bytes: 0, truncated: false, ts: 0 };
 
 export function parseProgress(hash: Record<string, string>): ShipProgress {
   if (!hash.seq) return { ...NO_PROGRESS };
@@ -55,6 +57,7 @@ export function parseProgress(hash: Record<string, string>): ShipProgress {
     stderr: Number(hash.stderr ?? 0),
     bytes: Number(hash.bytes ?? 0),
     truncated: hash.truncated === '1',
+    ts: Number(hash.ts ?? 0),
   };
 }
 
@@ -87,6 +90,8 @@ interface Chunk {
   firstSeq: number;
   count: number;
   after: ShipProgress;
+  /** Holds a gap line (see LINES_FIELDS.gap). */
+  gap: boolean;
 }
 
 /**
@@ -106,6 +111,8 @@ export class JobLogPublisher {
   private bufLen = 0;
   private bufCount = 0;
   private bufFirstSeq = 0;
+  /** The chunk being built holds a gap line. */
+  private bufGap = false;
   /** Chunk buffers Redis has acknowledged, reused rather than left to the GC (bounds the RSS). */
   private readonly pool: Buffer[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -179,6 +186,7 @@ export class JobLogPublisher {
     const q = this.queued;
     if (stream === STDOUT) q.stdout++;
     else if (stream === STDERR) q.stderr++;
+    if (stream !== SYSTEM) q.ts = ts;
     if (q.truncated) return wait;
     const size = storedBytes(text.length);
     if (this.settings.logKeep !== HEAD_TAIL && q.bytes + size > this.settings.logMaxBytes) {
@@ -204,6 +212,20 @@ export class JobLogPublisher {
   system(text: string, ts = Date.now()): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     void this.line(LogStream.System, Buffer.from(text), ts);
+    return this.flush();
+  }
+
+  /**
+   * Queues the system line that marks a gap (output that was not captured) and ships it in a
+   * chunk flagged as such, so the persister sets the job's `log_lines_lost` with the very entry
+   * that carries the line. Past the cap of a `head` log the line is dropped like any other, and
+   * so is the flag: no line the stored log would have kept is missing.
+   */
+  gap(text: string, ts = Date.now()): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const before = this.queued.seq;
+    void this.line(LogStream.System, Buffer.from(text), ts);
+    if (this.queued.seq !== before) this.bufGap = true;
     return this.flush();
   }
 
@@ -281,11 +303,13 @@ export class JobLogPublisher {
       firstSeq: this.bufFirstSeq,
       count: this.bufCount,
       after: { ...this.queued },
+      gap: this.bufGap,
     };
     this.buf = this.pool.pop() ?? Buffer.allocUnsafe(this.settings.chunkMaxBytes);
     this.lastTakenAt = performance.now();
     this.bufLen = 0;
     this.bufCount = 0;
+    this.bufGap = false;
     return chunk;
   }
 
@@ -308,7 +332,7 @@ export class JobLogPublisher {
       length = await this.redis.fpShip(
         keys.jobStreamOwner(jobId), keys.jobLog(jobId), keys.jobProgress(jobId),
         token, chunk.firstSeq, chunk.count, chunk.data,
-        p.seq, p.stdout, p.stderr, p.bytes, p.truncated ? '1' : '0',
+        p.seq, p.stdout, p.stderr, p.bytes, p.truncated ? '1' : '0', p.ts, chunk.gap ? '1' : '0',
       );
     } catch (err) {
       throw isFenced(err) ? new FencedError(jobId) : err;

@@ -38,12 +38,20 @@ local token = fence .. ':' .. ARGV[1]
 redis.call('SET', KEYS[1], token)
 return token`;
 
-/** KEYS: owner, stream, progress. ARGV: token, firstSeq, count, data, seq, stdout, stderr, bytes, truncated. */
+/**
+ * KEYS: owner, stream, progress. ARGV: token, firstSeq, count, data, seq, stdout, stderr, bytes,
+ * truncated, ts (of the last line), gap ('1' when the chunk holds a gap line, see LINES_FIELDS).
+ */
 const SHIP = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then ${FENCED_REPLY} end
-redis.call('XADD', KEYS[2], '*', '${LINES_FIELDS.type}', '${StreamEntryType.Lines}', '${LINES_FIELDS.firstSeq}', ARGV[2],
-  '${LINES_FIELDS.count}', ARGV[3], '${LINES_FIELDS.data}', ARGV[4])
-redis.call('HSET', KEYS[3], 'seq', ARGV[5], 'stdout', ARGV[6], 'stderr', ARGV[7], 'bytes', ARGV[8], 'truncated', ARGV[9])
+if ARGV[11] == '1' then
+  redis.call('XADD', KEYS[2], '*', '${LINES_FIELDS.type}', '${StreamEntryType.Lines}', '${LINES_FIELDS.firstSeq}', ARGV[2],
+    '${LINES_FIELDS.count}', ARGV[3], '${LINES_FIELDS.data}', ARGV[4], '${LINES_FIELDS.gap}', '1')
+else
+  redis.call('XADD', KEYS[2], '*', '${LINES_FIELDS.type}', '${StreamEntryType.Lines}', '${LINES_FIELDS.firstSeq}', ARGV[2],
+    '${LINES_FIELDS.count}', ARGV[3], '${LINES_FIELDS.data}', ARGV[4])
+end
+redis.call('HSET', KEYS[3], 'seq', ARGV[5], 'stdout', ARGV[6], 'stderr', ARGV[7], 'bytes', ARGV[8], 'truncated', ARGV[9], 'ts', ARGV[10])
 return redis.call('XLEN', KEYS[2])`;
 
 /**
@@ -69,7 +77,7 @@ interface FencedCommands {
   fpShip(
     owner: string, stream: string, progress: string,
     token: string, firstSeq: number, count: number, data: Buffer,
-    seq: number, stdout: number, stderr: number, bytes: number, truncated: string,
+    seq: number, stdout: number, stderr: number, bytes: number, truncated: string, ts: number, gap: string,
   ): Promise<number>;
   fpStatus(owner: string, stream: string, progress: string, fence: string, token: string, event: string, terminal: string, keep: number): Promise<number>;
 }

@@ -23,7 +23,7 @@ export function jobView(job: JobEntity) {
     finished_at: job.finishedAt?.toISOString() ?? null,
     cleaned_at: job.cleanedAt?.toISOString() ?? null,
     log_keep: job.logKeep,
-    log: { bytes: job.logBytes, lines: job.logLines, truncated: job.logTruncated },
+    log: { bytes: job.logBytes, lines: job.logLines, truncated: job.logTruncated, mode: job.logMode, lines_lost: job.logLinesLost },
   };
 }
 

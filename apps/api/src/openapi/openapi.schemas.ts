@@ -1,5 +1,5 @@
 import { FlashpodsConfig } from '@flashpods/config';
-import { JobErrorCode, JobStatus, LOG_KEEP_VALUES, LOG_LEVEL_NAMES, LOG_STREAM_NAMES } from '@flashpods/contracts';
+import { JobErrorCode, JobStatus, LOG_KEEP_VALUES, LOG_LEVEL_NAMES, LOG_MODE_VALUES, LOG_STREAM_NAMES } from '@flashpods/contracts';
 import { API_ERROR_CODES, ApiErrorCode } from '../common/api-error-code';
 import { createTokenRequestSchema } from '../auth/token.service';
 import { createJobRequestSchema } from '../jobs/create-job.schema';
@@ -59,6 +59,17 @@ export function componentSchemas(config: FlashpodsConfig): Record<string, JsonSc
       bytes: { type: 'integer', minimum: 0 },
       lines: { type: 'integer', minimum: 0 },
       truncated: { type: 'boolean', description: 'The log reached `LOG_MAX_BYTES`; capture stopped at a marker line.' },
+      mode: {
+        type: ['string', 'null'],
+        enum: [...LOG_MODE_VALUES, null],
+        description:
+          'How the runner that took the job captured its output (`RUNNER_LOG_MODE`); `null` until a runner takes it. `durable`: the Docker daemon kept a copy, so a runner crash loses nothing. `fast`: no daemon copy, so output written while no runner was attached is lost (see `lines_lost`).',
+      },
+      lines_lost: {
+        type: 'boolean',
+        description:
+          'The log has a gap: a fast-mode runner restarted, and what the container wrote while no runner was attached was not captured. A `system` line at the gap says between which times. Lines before and after it are stored once and in order.',
+      },
     }),
     Limits: closed('Container limits in force.', {
       memory_mb: { type: 'integer' },

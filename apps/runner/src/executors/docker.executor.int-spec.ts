@@ -1,9 +1,9 @@
 import Docker from 'dockerode';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { LogStream } from '@flashpods/contracts';
+import { LogMode, LogStream } from '@flashpods/contracts';
 import { TEST_IMAGE } from '../../../../test/support/test-env';
-import { DockerExecutor } from './docker.executor';
-import { ExecFailure, ExecIO, ExecSpec } from './executor';
+import { DockerExecutor, LABEL_INSTALLATION, LABEL_JOB_ID, LABEL_RUNNER_ID } from './docker.executor';
+import { ExecFailure, ExecIO, ExecSpec, OutputGap } from './executor';
 
 /**
  * A timeout or cancel that fires between `create` and `start`: the kill of a created container
@@ -45,6 +45,9 @@ describe('DockerExecutor: a kill between create and start (real engine)', () => 
       },
       started: async () => {
         started = true;
+      },
+      gap: async () => {
+        throw new Error('a durable run has no gap');
       },
       signal: abort.signal,
     };
@@ -97,5 +100,105 @@ describe('DockerExecutor: a kill between create and start (real engine)', () => 
     expect(result.exitCode).toBe(137);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect((await containerOf(s.jobId)).State.Status).toBe('exited');
+  }, 20_000);
+});
+
+/**
+ * Fast mode resumes a container with no daemon copy of its output. The containers are made as a
+ * fast-mode runner makes them (the `none` driver, the labels), then resumed as a restarted runner
+ * would: what was written while nobody was attached is gone, and the executor says where.
+ */
+describe('DockerExecutor: fast mode (real engine)', () => {
+  const docker = new Docker();
+  const installation = `fpt_${randomBytes(4).toString('hex')}`;
+  const executor = new DockerExecutor(docker, 30_000, installation, LogMode.Fast);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  afterAll(async () => {
+    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTALLATION}=${installation}`] } });
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  });
+
+  /** Records what the executor reports, in order: output text and gaps. */
+  function recorder() {
+    const events: (string | OutputGap)[] = [];
+    const io: ExecIO = {
+      output: (_s: LogStream, chunk: Buffer) => void events.push(chunk.toString()),
+      system: async () => undefined,
+      started: async () => undefined,
+      gap: async (g: OutputGap) => void events.push(g),
+      signal: new AbortController().signal,
+    };
+    const numbers = () => events.filter((e): e is string => typeof e === 'string').join('').split('\n').filter(Boolean).map((l) => Number(/^line (\d+)$/.exec(l)![1]));
+    return { io, events, numbers };
+  }
+
+  /** A container as a fast-mode runner creates it, printing `line 1` … `line n` every 20 ms. */
+  async function fastContainer(n: number, exit = 0) {
+    const jobId = randomUUID();
+    return docker.createContainer({
+      Image: TEST_IMAGE,
+      Cmd: ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.02; done; exit ${exit}`],
+      Labels: { [LABEL_JOB_ID]: jobId, [LABEL_RUNNER_ID]: 'int-spec', [LABEL_INSTALLATION]: installation },
+      AttachStdout: true,
+      AttachStderr: true,
+      HostConfig: { LogConfig: { Type: 'none', Config: {} }, NetworkMode: 'none' },
+    });
+  }
+
+  it('run(): the container gets the none driver, and every line is read while attached', async () => {
+    const rec = recorder();
+    const jobId = randomUUID();
+    const result = await executor.run(
+      { jobId, runnerId: 'int-spec', image: TEST_IMAGE, command: ['sh', '-c', 'for i in 1 2 3; do echo "line $i"; done'], env: {}, limits: { memoryMb: 64, cpus: 0.5, pids: 32 }, network: false },
+      rec.io,
+    );
+    expect(result.exitCode).toBe(0);
+    expect(rec.numbers()).toEqual([1, 2, 3]);
+    const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABEL_JOB_ID}=${jobId}`] } });
+    expect((await docker.getContainer(c.Id).inspect()).HostConfig.LogConfig).toEqual({ Type: 'none', Config: {} });
+    expect(c.Labels['flashpods.log_mode']).toBe('fast');
+    const [orphan] = (await executor.findOrphans('int-spec')).filter((o) => o.jobId === jobId);
+    expect(orphan.logMode).toBe(LogMode.Fast);
+  });
+
+  it('resume of a running container: the gap comes first, then only what was written after the re-attach', async () => {
+    const c = await fastContainer(100);
+    await c.start();
+    await sleep(600); // about 30 lines written with nobody attached
+    const rec = recorder();
+    const before = Date.now();
+    const result = await executor.resume(c.id, rec.io);
+    expect(result.exitCode).toBe(0);
+    const gap = rec.events[0] as OutputGap;
+    expect(typeof gap).toBe('object');
+    expect(gap.exited).toBe(false);
+    expect(gap.until).toBeGreaterThanOrEqual(before);
+    expect(rec.events.filter((e) => typeof e === 'object')).toHaveLength(1);
+    const got = rec.numbers();
+    expect(got[0]).toBeGreaterThan(5);
+    expect(got).toEqual(Array.from({ length: 100 - got[0] + 1 }, (_, i) => got[0] + i));
+  }, 20_000);
+
+  it('resume of an exited container: a gap up to its exit, its exit code, and no hang on a dead attach', async () => {
+    const c = await fastContainer(3, 3);
+    await c.start();
+    await c.wait();
+    const finishedAt = Date.parse((await c.inspect()).State.FinishedAt);
+    const rec = recorder();
+    const t0 = Date.now();
+    const result = await executor.resume(c.id, rec.io);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(result.exitCode).toBe(3);
+    expect(rec.events).toEqual([{ until: finishedAt, exited: true }]);
+  }, 20_000);
+
+  it('resume of a container never started: attached before its start, nothing lost, no gap', async () => {
+    const c = await fastContainer(5);
+    const rec = recorder();
+    const result = await executor.resume(c.id, rec.io);
+    expect(result.exitCode).toBe(0);
+    expect(rec.events.filter((e) => typeof e === 'object')).toEqual([]);
+    expect(rec.numbers()).toEqual([1, 2, 3, 4, 5]);
   }, 20_000);
 });

@@ -1,4 +1,4 @@
-import { JobErrorCode, LogStream } from '@flashpods/contracts';
+import { JobErrorCode, LogMode, LogStream } from '@flashpods/contracts';
 import Docker from 'dockerode';
 import { Readable } from 'node:stream';
 import { DockerStreamDemuxer } from './docker-stream.demuxer';
@@ -8,6 +8,8 @@ export const LABEL_JOB_ID = 'flashpods.job_id';
 export const LABEL_RUNNER_ID = 'flashpods.runner_id';
 /** Which Flashpods installation (its Redis prefix) owns the container: several may share an engine. */
 export const LABEL_INSTALLATION = 'flashpods.installation';
+/** The log mode the container was created in, for whoever lists it (the resume reads the driver itself). */
+export const LABEL_LOG_MODE = 'flashpods.log_mode';
 
 /** RFC 3339 with nanoseconds, as the logs API prefixes each message when asked for timestamps. */
 const DOCKER_TS = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z) /;
@@ -17,6 +19,20 @@ const DOCKER_TS = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z) /;
  * replays; it must hold at least what a job may write while its runner is away.
  */
 const LOG_DRIVER = { Type: 'local', Config: { 'max-size': '100m', 'max-file': '5' } };
+
+/**
+ * Fast mode (`RUNNER_LOG_MODE=fast`): no daemon copy. The daemon only feeds the attached runner,
+ * which measured here reads 160 MB in 2.3–2.8 s against 5.0 s with `local`; output written while
+ * no runner is attached is discarded by the daemon, and a resumed job says so (`ExecIO.gap`).
+ */
+const FAST_LOG_DRIVER = { Type: 'none', Config: {} };
+
+/**
+ * An attach to a container that has just exited is never ended by the daemon (it waits for a
+ * next start) and brings nothing; one made while the container ran ends with its output. After
+ * the exit, an attach that brought no byte within this long is the first kind and is closed.
+ */
+const DEAD_ATTACH_MS = 1000;
 
 /**
  * Runs a job in a Docker container. Output is read through `attach` (opened before `start`, so
@@ -31,13 +47,18 @@ export class DockerExecutor implements Executor {
     private readonly docker: Docker,
     private readonly pullTimeoutMs: number,
     private readonly installation: string,
+    readonly logMode: LogMode = LogMode.Durable,
   ) {}
 
   async run(spec: ExecSpec, io: ExecIO): Promise<ExecResult> {
     const container = await this.create(spec, io);
     // The container stays after this returns: the runner removes it once the job's terminal status
     // is shipped, so a runner killed before that can still replay the end of its output.
-    await io.system(`container ${container.id.slice(0, 12)} created`);
+    await io.system(
+      `container ${container.id.slice(0, 12)} created${
+        this.logMode === LogMode.Fast ? ' (fast log mode: no daemon copy of its output; a runner restart leaves a gap in this log)' : ''
+      }`,
+    );
     const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
     const kill = () => container.kill().catch(() => undefined);
     const drained = this.pump(stream, io);
@@ -86,7 +107,12 @@ export class DockerExecutor implements Executor {
       Image: spec.image,
       Cmd: spec.command ?? undefined,
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-      Labels: { [LABEL_JOB_ID]: spec.jobId, [LABEL_RUNNER_ID]: spec.runnerId, [LABEL_INSTALLATION]: this.installation },
+      Labels: {
+        [LABEL_JOB_ID]: spec.jobId,
+        [LABEL_RUNNER_ID]: spec.runnerId,
+        [LABEL_INSTALLATION]: this.installation,
+        [LABEL_LOG_MODE]: this.logMode,
+      },
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
@@ -99,7 +125,7 @@ export class DockerExecutor implements Executor {
         SecurityOpt: ['no-new-privileges'],
         CapDrop: ['ALL'],
         NetworkMode: spec.network ? 'bridge' : 'none',
-        LogConfig: LOG_DRIVER,
+        LogConfig: this.logMode === LogMode.Fast ? FAST_LOG_DRIVER : LOG_DRIVER,
       },
     });
   }
@@ -126,6 +152,7 @@ export class DockerExecutor implements Executor {
           handle: c.Id,
           running: info.State.Running,
           state: info.State.Status,
+          logMode: info.HostConfig.LogConfig?.Type === FAST_LOG_DRIVER.Type ? LogMode.Fast : LogMode.Durable,
           env,
         };
       }),
@@ -143,7 +170,10 @@ export class DockerExecutor implements Executor {
     const kill = () => container.kill().catch(() => undefined);
     io.signal.addEventListener('abort', kill, { once: true });
     try {
-      if ((await container.inspect()).State.Status === 'created') {
+      const info = await container.inspect();
+      // The container's own driver decides, not this runner's RUNNER_LOG_MODE: it may have changed.
+      if (info.HostConfig.LogConfig?.Type === FAST_LOG_DRIVER.Type) return await this.resumeFast(container, info, io, kill);
+      if (info.State.Status === 'created') {
         if (io.signal.aborted) throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'aborted before start' });
         await container.start();
         if (io.signal.aborted) await kill();
@@ -166,6 +196,43 @@ export class DockerExecutor implements Executor {
       return { exitCode: waited.StatusCode, oomKilled: await this.oomKilled(container) };
     } finally {
       io.signal.removeEventListener('abort', kill);
+    }
+  }
+
+  /**
+   * Resumes a fast-mode container: there is no daemon copy to replay. One never started is
+   * attached before it starts, as `run` does: nothing is lost. One still running is attached
+   * again; what it wrote since the last line shipped is gone, and the gap is marked before the
+   * first line read after it. One that has exited is marked the same way and ends with its code.
+   */
+  private async resumeFast(container: Docker.Container, info: Docker.ContainerInspectInfo, io: ExecIO, kill: () => Promise<unknown>): Promise<ExecResult> {
+    if (info.State.Status !== 'created' && !info.State.Running) {
+      await io.gap({ until: Date.parse(info.State.FinishedAt), exited: true });
+      const waited = (await container.wait()) as { StatusCode: number };
+      return { exitCode: waited.StatusCode, oomKilled: await this.oomKilled(container) };
+    }
+    const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+    try {
+      if (info.State.Status === 'created') {
+        if (io.signal.aborted) throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'aborted before start' });
+        await container.start();
+        if (io.signal.aborted) await kill();
+      } else {
+        await io.gap({ until: Date.now(), exited: false });
+      }
+      const read = { bytes: 0 };
+      const drained = this.pump(stream, io, false, read);
+      drained.catch(kill);
+      const waited = (await container.wait()) as { StatusCode: number };
+      const dead = new Promise<'dead'>((r) => setTimeout(() => r('dead'), DEAD_ATTACH_MS).unref());
+      if ((await Promise.race([drained, dead])) === 'dead' && read.bytes === 0) stream.destroy();
+      await drained;
+      return { exitCode: waited.StatusCode, oomKilled: await this.oomKilled(container) };
+    } catch (err) {
+      await kill();
+      throw err;
+    } finally {
+      stream.destroy();
     }
   }
 
@@ -204,10 +271,11 @@ export class DockerExecutor implements Executor {
    * `timestamped`, each message starts with the daemon's timestamp, which is taken off and used
    * as the time of the bytes.
    */
-  private async pump(stream: Readable, io: ExecIO, timestamped = false): Promise<void> {
+  private async pump(stream: Readable, io: ExecIO, timestamped = false, read?: { bytes: number }): Promise<void> {
     const demuxer = new DockerStreamDemuxer();
     try {
       for await (const chunk of stream) {
+        if (read) read.bytes += (chunk as Buffer).length;
         const waits: Promise<void>[] = [];
         demuxer.push(chunk as Buffer, (s, payload) => {
           let ts: number | undefined;

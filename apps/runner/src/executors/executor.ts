@@ -1,4 +1,4 @@
-import { JobError, LogStream } from '@flashpods/contracts';
+import { JobError, LogMode, LogStream } from '@flashpods/contracts';
 import { JobLimits } from '@flashpods/database';
 
 export interface ExecSpec {
@@ -22,8 +22,21 @@ export interface ExecIO {
   system(text: string): Promise<void>;
   /** The workload is running (container started, process spawned). */
   started(): Promise<void>;
+  /**
+   * Output of a resumed workload was not captured from the last line shipped until this point
+   * (a fast-mode container that wrote while no runner was attached): marks the gap in the job's
+   * log, with a system line and the job's `lines_lost` flag. Lines read after it follow it.
+   */
+  gap(gap: OutputGap): Promise<void>;
   /** Aborted to kill the workload (timeout or cancel). */
   signal: AbortSignal;
+}
+
+export interface OutputGap {
+  /** Until when output was not captured (ms since the epoch): the re-attach, or the container's exit. */
+  until: number;
+  /** The container had exited by then: nothing follows the gap but its end. */
+  exited: boolean;
 }
 
 export interface ExecResult {
@@ -46,6 +59,8 @@ export interface Orphan {
   running: boolean;
   /** Docker's state: `created` when the runner stopped between create and start. */
   state: string;
+  /** How its output is captured, read off the workload itself (its log driver). */
+  logMode: LogMode;
   /** Environment the workload was started with (secret values included, for masking). */
   env: Record<string, string>;
 }
@@ -58,6 +73,8 @@ export interface Workload {
 
 export interface Executor {
   readonly kind: 'docker' | 'process';
+  /** How new workloads' output is captured (a resumed one keeps the mode it was created with). */
+  readonly logMode: LogMode;
   /** Runs the workload to its end. The workload is left in place: `remove` it once its status is shipped. */
   run(spec: ExecSpec, io: ExecIO): Promise<ExecResult>;
   /** Workloads this executor can find again after a restart (labelled with this runner's id when given). */

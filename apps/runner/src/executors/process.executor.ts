@@ -1,4 +1,4 @@
-import { JobErrorCode, LogStream } from '@flashpods/contracts';
+import { JobErrorCode, LogMode, LogStream } from '@flashpods/contracts';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor, Orphan, Workload } from './executor';
@@ -9,6 +9,8 @@ import { ExecFailure, ExecIO, ExecResult, ExecSpec, Executor, Orphan, Workload }
  */
 export class ProcessExecutor implements Executor {
   readonly kind = 'process' as const;
+  /** A child dies with its runner, so nothing is ever resumed: the job ends `runner_lost`, never with a silent gap. */
+  readonly logMode = LogMode.Durable;
 
   async run(spec: ExecSpec, io: ExecIO): Promise<ExecResult> {
     if (!spec.command || spec.command.length === 0) {
