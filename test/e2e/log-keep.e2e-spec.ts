@@ -89,7 +89,7 @@ describe('log_keep (real containers, LOG_MAX_BYTES=4096)', () => {
     expect(fileLines[fileLines.length - 2]).toBe(stored(live.find((l) => l.line === 'the-real-last-line')!));
     // Within the cap, as today, plus the marker.
     expect(Buffer.byteLength(file) - Buffer.byteLength(fileLines[h] + '\n')).toBeLessThanOrEqual(CAP);
-    expect(job.log).toEqual({ bytes: Buffer.byteLength(file), lines: fileLines.length, truncated: true });
+    expect(job.log).toEqual({ bytes: Buffer.byteLength(file), lines: fileLines.length, truncated: true, mode: 'durable', lines_lost: false });
 
     // output?tail: the job's real last lines.
     const out = await stack.json('GET', `/jobs/${id}/output?tail=5`);
