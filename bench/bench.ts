@@ -415,10 +415,6 @@ async function sweepCost(): Promise<void> {
   }
 }
 
-/**
- * One SSE client, kept lean so that a thousand of them in this process measure the API rather
- * than the client: it checks that seqs arrive 1, 2, 3… once each and records capture → arrival.
- */
 /** What bench/fanout-clients.js prints. */
 interface ClientsReport {
   clients: { jobId: string; lines: number; disorder: number; ended: boolean; error: string }[];

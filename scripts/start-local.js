@@ -84,10 +84,8 @@ if (!env.RUNNER_EXECUTOR) {
   }
 }
 
-// V8's young generation capped at 2 MB a half (default: up to 16): about 30 MB less resident per
-// service, and no measurable change in ingest (docs/benchmarks.md). Also in docker-compose.yml,
-// the Dockerfile and the test stack.
-const SERVICE_NODE_FLAGS = ['--max-semi-space-size=2'];
+// Required from its own file: the package index would load Nest, zod and ioredis into this launcher.
+const { SERVICE_NODE_FLAGS } = require(join(root, 'libs', 'config', 'dist', 'service-node-flags.js'));
 
 // Migrate once before the services start (they would also do it, under an advisory lock).
 runQuiet('node', [join(root, 'libs', 'database', 'dist', 'migrate.cli.js')], env);

@@ -6,3 +6,4 @@ export * from './config.module';
 export * from './service-bootstrap';
 export * from './service-logger';
 export * from './metrics-endpoint';
+export * from './service-node-flags';

@@ -96,9 +96,10 @@ interface Chunk {
 
 /**
  * Ships one job's lines, numbered on from `progress.seq`, to its Redis stream in chunks of at
- * most `chunkMaxBytes` or `chunkMaxDelayMs` (at most one chunk per delay unless they are full), and status events in order with them. Writes are
- * serialised, so the stream holds lines and events in the order they were produced; each one is
- * fenced, so only the stream's current holder gets through.
+ * most `chunkMaxBytes` or `chunkMaxDelayMs` (at most one chunk per delay unless they are full),
+ * and status events in order with them. Writes are serialised, so the stream holds lines and
+ * events in the order they were produced; each one is fenced, so only the stream's current holder
+ * gets through.
  *
  * Backpressure: at most one chunk is on its way while the next one is built. When a chunk is
  * full, `line()` returns a promise that settles once the chunk before it has been shipped and the

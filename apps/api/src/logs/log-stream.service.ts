@@ -157,8 +157,10 @@ export class LogStreamService implements OnModuleDestroy {
   private gone(feed: JobFeed, client: FeedClient): void {
     this.clients.delete(client);
     feed.clients.delete(client);
-    if (feed.clients.size === 0) feed.dispose();
-    if (feed.clients.size === 0 && this.feeds.get(feed.jobId) === feed) this.feeds.delete(feed.jobId);
+    if (feed.clients.size === 0) {
+      feed.dispose();
+      if (this.feeds.get(feed.jobId) === feed) this.feeds.delete(feed.jobId);
+    }
     if (this.clients.size === 0) this.stopTimers();
   }
 

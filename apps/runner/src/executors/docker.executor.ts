@@ -91,12 +91,13 @@ export class DockerExecutor implements Executor {
    * on the job's path to its start, not two); only when the engine does not have it is it pulled.
    */
   private async create(spec: ExecSpec, io: ExecIO): Promise<Docker.Container> {
-    try {
-      const container = await this.createContainer(spec);
+    const found = await this.createContainer(spec).catch((err: { statusCode?: number }) => {
+      if (err.statusCode === 404) return undefined; // no such image
+      throw err;
+    });
+    if (found) {
       await io.system(`image ${spec.image} found locally`);
-      return container;
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      return found;
     }
     await this.pullImage(spec.image, io);
     return this.createContainer(spec);
