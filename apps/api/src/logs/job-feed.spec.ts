@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Response } from 'express';
-import { FeedClient, FeedLine, JobFeed, lineEvent } from './job-feed';
+import { FeedClient, FeedLine, httpChunk, JobFeed, lineEvent } from './job-feed';
 import { LogEntryView } from './log-entry.view';
 
 /** A response whose socket holds `capacity` bytes until `drain()` empties it, like a slow peer. */
@@ -14,8 +14,8 @@ class FakeResponse extends EventEmitter {
   get writableLength(): number {
     return this.pending.length;
   }
-  write(s: string): boolean {
-    this.pending += s;
+  write(data: Buffer): boolean {
+    this.pending += data.toString();
     if (this.pending.length <= this.capacity) this.flush();
     return this.pending.length === 0;
   }
@@ -61,9 +61,11 @@ function setup(stored: () => number, limits: Partial<JobFeed['limits']> = {}) {
       return range(after + 1, Math.min(stored(), after + max)).map(view);
     },
     { clientBufferBytes: 2000, ringLines: 50, ringBytes: 1e9, catchUpStallMs: 200, ...limits },
+    undefined,
+    (events) => Buffer.from(events),
   );
   const attach = (res: FakeResponse, after = 0) => {
-    const c = new FeedClient(feed, res as unknown as Response, after, () => feed.clients.delete(c));
+    const c = new FeedClient(feed, res as unknown as Response, after, () => feed.remove(c), res);
     feed.add(c);
     return c;
   };
@@ -92,7 +94,7 @@ describe('JobFeed', () => {
     const writes = clients.map(() => 0);
     clients.forEach((r, i) => {
       const write = r.write.bind(r);
-      r.write = (s: string) => {
+      r.write = (s: Buffer) => {
         if (s.includes('event: line')) writes[i]++;
         return write(s);
       };
@@ -113,7 +115,14 @@ describe('JobFeed', () => {
     feed.push([line(7)]);
     feed.finish({ status: 'completed', exit_code: 0, error_code: null }, false);
     await settle();
-    for (const r of clients) expect(r.events()).toEqual({ seqs: range(1, 7), others: ['status', 'end'] });
+    for (const r of clients) {
+      expect(r.events()).toEqual({ seqs: range(1, 7), others: ['status', 'end'] });
+      // In the bytes as sent: line 6, then the status, then line 7, then the end.
+      const at = (s: string) => r.received.indexOf(s);
+      expect(at('id: 6\n')).toBeLessThan(at('event: status'));
+      expect(at('event: status')).toBeLessThan(at('id: 7\n'));
+      expect(at('id: 7\n')).toBeLessThan(at('event: end'));
+    }
   });
 
   it('few clients: every batch is written as it comes', async () => {
@@ -131,15 +140,20 @@ describe('JobFeed', () => {
 
   it('a feed whose last client left holds no timer', async () => {
     const { feed, attach } = setup(() => 0, { coalesceClients: 1, coalesceMs: 60000 });
-    const r = new FakeResponse();
-    attach(r);
+    const a = new FakeResponse();
+    const b = new FakeResponse();
+    attach(a);
+    attach(b);
     await settle();
     const timers = () => process.getActiveResourcesInfo().filter((t) => t === 'Timeout').length;
     const before = timers();
     feed.push([line(1)]);
     feed.push([line(2)]); // waits 60 s for its write
     expect(timers()).toBe(before + 1);
-    feed.dispose();
+    a.emit('close');
+    expect(timers()).toBe(before + 1); // b still waits for line 2
+    b.emit('close'); // the last client goes the way a closed request does
+    expect(feed.clients.size).toBe(0);
     expect(timers()).toBe(before);
   });
 
@@ -173,6 +187,61 @@ describe('JobFeed', () => {
     feed.push([line(1001)]);
     slow.drain();
     expect(slow.events().seqs.slice(-1)).toEqual([1001]);
+  });
+
+  it('a client catching up, from memory or the file, has at most one write of about its buffer unsent at a time', async () => {
+    const stored = 600;
+    const { feed, attach } = setup(() => stored, { ringLines: 400 });
+    feed.push(range(201, 600).map(line)); // 1..200 only in the file, 201..600 in memory too
+    const lineBytes = line(600).event.length;
+    const res = new FakeResponse(0);
+    const writes: number[] = [];
+    const write = res.write.bind(res);
+    res.write = (s: Buffer) => {
+      if (s.includes('event: line')) writes.push(s.length);
+      return write(s);
+    };
+    const other = new FakeResponse(0);
+    attach(res);
+    attach(other);
+    await settle();
+    for (let i = 0; i < 200 && res.events().seqs.length < 600; i++) {
+      expect(res.pending.length).toBeLessThanOrEqual(2000 + lineBytes);
+      res.drain();
+      other.drain();
+      await settle();
+    }
+    expect(res.events().seqs).toEqual(range(1, 600));
+    expect(other.events().seqs).toEqual(range(1, 600));
+    expect(writes.length).toBeGreaterThan(600 * lineBytes / (2000 + lineBytes));
+    expect(Math.max(...writes)).toBeLessThanOrEqual(2000 + lineBytes);
+  });
+
+  it('clients catching up from memory at the same seq share one batch', () => {
+    const { feed } = setup(() => 0);
+    feed.push(range(1, 40).map(line));
+    const a = feed.catchUpBatch(10);
+    expect(feed.catchUpBatch(10)).toBe(a);
+    expect(a.data.length).toBeLessThanOrEqual(2000);
+    expect(a.data.toString().startsWith(line(11).event)).toBe(true);
+    feed.push([line(41)]); // the ring changed: a new batch
+    expect(feed.catchUpBatch(10)).not.toBe(a);
+  });
+
+  it('clients behind together read the file together: one read per batch, not one per client', async () => {
+    const { feed, attach, reads } = setup(() => 3000, { ringLines: 10 });
+    feed.push(range(2991, 3000).map(line));
+    const clients = Array.from({ length: 20 }, () => new FakeResponse());
+    clients.forEach((r) => attach(r));
+    for (let i = 0; i < 50 && clients.some((r) => r.events().seqs.length < 3000); i++) await settle();
+    for (const r of clients) expect(r.events().seqs).toEqual(range(1, 3000));
+    expect(reads).toEqual([0, 1000, 2000]); // 1..2990 from the file in reads of ≤ 1,000 lines, each read once
+  });
+
+  it('frames each write as one HTTP chunk, its size in bytes', () => {
+    const chunk = httpChunk('data: "é ✓"\n\n');
+    const body = Buffer.from('data: "é ✓"\n\n');
+    expect(chunk.equals(Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n')]))).toBe(true);
   });
 
   it('a new client resuming after a seq gets what follows from the file, then live, with no gap or duplicate', async () => {

@@ -1,6 +1,36 @@
 import type { Response } from 'express';
 import { LogEntryView } from './log-entry.view';
 
+/**
+ * Where a client's bytes go: in the API, its response's socket, each write already framed as one
+ * HTTP chunk (see {@link httpChunk}); in tests, anything that takes writes and says what it holds.
+ */
+export interface FeedSink {
+  write(data: Buffer): boolean;
+  readonly writableLength: number;
+  on(event: 'drain', listener: () => void): unknown;
+  off(event: 'drain', listener: () => void): unknown;
+}
+
+/** Turns events into the bytes written to every client: shared, so framed and encoded once. */
+export type FeedEncoder = (events: string) => Buffer;
+
+/** One HTTP/1.1 chunk (`size CRLF data CRLF`) of a chunked response, the framing Node's own `res.write` adds. */
+export const httpChunk: FeedEncoder = (events) => {
+  const size = Buffer.byteLength(events);
+  const out = Buffer.allocUnsafe(size + 20);
+  let at = out.write(`${size.toString(16)}\r\n`, 'latin1');
+  at += out.write(events, at, 'utf8');
+  at += out.write('\r\n', at, 'latin1');
+  return out.subarray(0, at);
+};
+
+/** A run of consecutive lines as bytes to write, ending at `seq`. */
+export interface FeedBatch {
+  seq: number;
+  data: Buffer;
+}
+
 /** How a job ended, as the `end` event tells it. */
 export interface FeedEnd {
   status: string;
@@ -33,6 +63,9 @@ export interface FeedLimits {
   coalesceClients?: number;
   coalesceMs?: number;
 }
+
+/** Stored-line reads kept for clients that come to the same seq: a thousand viewers behind together read the file once. */
+const SHARED_READS = 8;
 
 /** What the clients of every feed have done, for metrics and tests. */
 export interface FeedCounters {
@@ -103,12 +136,17 @@ export class JobFeed {
   /** Set while new lines wait for their coalesced write to the live clients. */
   private fanOutTimer?: NodeJS.Timeout;
   private lastFanOutAt = -Infinity;
+  /** {@link catchUpBatch}'s batches by the seq they follow, valid until the ring changes. */
+  private readonly catchUpBatches = new Map<number, FeedBatch>();
+  /** {@link storedBatches}' reads by `after:max`: in flight, or done and full (a short read may grow). */
+  private readonly storedReads = new Map<string, Promise<FeedBatch[]>>();
 
   constructor(
     readonly jobId: string,
     readonly readFile: FileReader,
     readonly limits: FeedLimits = DEFAULT_FEED_LIMITS,
     readonly counters: FeedCounters = { overflows: 0, failed: 0 },
+    readonly encode: FeedEncoder = httpChunk,
   ) {}
 
   /** Seq of the oldest line in memory; every earlier line is in the file (or will be shortly). */
@@ -122,9 +160,59 @@ export class JobFeed {
     return from < 0 ? [] : this.ring.slice(from, from + max);
   }
 
+  /**
+   * The lines in memory after `afterSeq` (there must be one), joined into one write of about
+   * `clientBufferBytes` at most (at least one line), shared by every client catching up from the
+   * same seq until the next lines arrive: clients that fell behind together are at the same seq,
+   * and a thousand of them must not each hold a copy of the same batch.
+   */
+  catchUpBatch(afterSeq: number): FeedBatch {
+    let batch = this.catchUpBatches.get(afterSeq);
+    if (batch) return batch;
+    const from = afterSeq + 1 - this.ringStart;
+    let to = from;
+    let bytes = 0;
+    while (to < this.ring.length && (to === from || bytes + this.ring[to].event.length <= this.limits.clientBufferBytes)) {
+      bytes += this.ring[to].event.length;
+      to++;
+    }
+    const lines = this.ring.slice(from, to);
+    batch = { seq: lines[lines.length - 1].seq, data: this.encode(lines.map((l) => l.event).join('')) };
+    this.catchUpBatches.set(afterSeq, batch);
+    return batch;
+  }
+
+  /**
+   * Stored lines after `afterSeq` (at most `max`), as writes of about `clientBufferBytes` each.
+   * Clients asking for the same lines share one read and its bytes: clients that fell behind
+   * together stand at the same seq, and stay so, since each writes a whole read before the next.
+   */
+  storedBatches(afterSeq: number, max: number): Promise<FeedBatch[]> {
+    const key = `${afterSeq}:${max}`;
+    let read = this.storedReads.get(key);
+    if (read) return read;
+    read = this.readFile(afterSeq, max).then((entries) => {
+      // Only a full read stays valid; a short one is the file's end so far and may grow.
+      if (entries.length < max) this.storedReads.delete(key);
+      const batches: FeedBatch[] = [];
+      let events = '';
+      for (let i = 0; i < entries.length; i++) {
+        events += lineEvent(entries[i]);
+        if (events.length < this.limits.clientBufferBytes && i < entries.length - 1) continue;
+        batches.push({ seq: entries[i].seq, data: this.encode(events) });
+        events = '';
+      }
+      return batches;
+    });
+    read.catch(() => this.storedReads.delete(key));
+    this.storedReads.set(key, read);
+    while (this.storedReads.size > SHARED_READS) this.storedReads.delete(this.storedReads.keys().next().value!);
+    return read;
+  }
+
   add(client: FeedClient): void {
     this.clients.add(client);
-    if (this.status !== undefined) client.writeRaw(`event: status\ndata: ${JSON.stringify({ status: this.status })}\n\n`);
+    if (this.status !== undefined) client.writeRaw(this.encode(`event: status\ndata: ${JSON.stringify({ status: this.status })}\n\n`));
     void client.catchUp();
   }
 
@@ -132,6 +220,7 @@ export class JobFeed {
   push(lines: FeedLine[]): void {
     const fresh = lines.filter((l) => l.seq > this.lastSeq);
     if (fresh.length === 0) return;
+    this.catchUpBatches.clear();
     if (fresh[0].seq !== this.lastSeq + 1) {
       this.storedThrough = Math.max(this.storedThrough, fresh[0].seq - 1);
       this.ring = [];
@@ -165,7 +254,7 @@ export class JobFeed {
     if (this.fanOutTimer) clearTimeout(this.fanOutTimer);
     this.fanOutTimer = undefined;
     this.lastFanOutAt = performance.now();
-    const batches = new Map<number, string>();
+    const batches = new Map<number, Buffer>();
     for (const c of this.clients) {
       if (!c.live || c.after >= this.lastSeq) continue;
       if (c.after + 1 < this.ringStart) {
@@ -174,11 +263,19 @@ export class JobFeed {
       }
       let batch = batches.get(c.after);
       if (batch === undefined) {
-        batch = this.ringAfter(c.after, Infinity).map((l) => l.event).join('');
+        batch = this.encode(this.ringAfter(c.after, Infinity).map((l) => l.event).join(''));
         batches.set(c.after, batch);
       }
       c.sendLive(batch, this.lastSeq);
     }
+  }
+
+  /** A client has gone; true when it was the last, and the feed is disposed. */
+  remove(client: FeedClient): boolean {
+    this.clients.delete(client);
+    if (this.clients.size > 0) return false;
+    this.dispose();
+    return true;
   }
 
   /** The feed has no clients left: nothing of it may outlive them. */
@@ -192,7 +289,7 @@ export class JobFeed {
     // Lines still waiting for their write go first: the status comes after them on the stream.
     if (this.fanOutTimer) this.fanOut();
     this.status = status;
-    const event = `event: status\ndata: ${JSON.stringify({ status })}\n\n`;
+    const event = this.encode(`event: status\ndata: ${JSON.stringify({ status })}\n\n`);
     for (const c of this.clients) if (c.live) c.writeRaw(event);
   }
 
@@ -208,7 +305,10 @@ export class JobFeed {
 
 /**
  * One SSE response. `after` is the last seq written to it (or sitting in its socket buffer). Its
- * listeners are removed and its wait cancelled when it closes: nothing of it outlives the request.
+ * bytes go to `sink` (the response's socket, in chunks framed by the feed, so that one batch is
+ * one shared Buffer for every client, not a copy each through `res.write`); the response itself
+ * is ended through `res`. Its listeners are removed and its wait cancelled when it closes:
+ * nothing of it outlives the request.
  */
 export class FeedClient {
   after: number;
@@ -229,29 +329,30 @@ export class FeedClient {
     private readonly res: Response,
     afterSeq: number,
     private readonly onGone: (c: FeedClient) => void,
+    private readonly sink: FeedSink,
   ) {
     this.after = afterSeq;
-    res.on('drain', this.onDrain);
+    sink.on('drain', this.onDrain);
     res.on('close', this.onClose);
   }
 
-  /** Heartbeats and status events: skipped while the socket is full (the client is behind anyway). */
-  writeRaw(s: string): void {
+  /** Heartbeats and status events, encoded by the feed: skipped while the socket is full (the client is behind anyway). */
+  writeRaw(data: Buffer): void {
     if (this.closed || this.needDrain) return;
-    if (!this.res.write(s)) this.needDrain = true;
+    if (!this.sink.write(data)) this.needDrain = true;
   }
 
   /** Live lines ending at `lastSeq`; past its buffer budget the client drops out of live and catches up. */
-  sendLive(events: string, lastSeq: number): void {
+  sendLive(data: Buffer, lastSeq: number): void {
     if (this.closed) return;
-    if (this.res.writableLength > this.feed.limits.clientBufferBytes) return this.fallBehind();
-    if (!this.res.write(events)) this.needDrain = true;
+    if (this.sink.writableLength > this.feed.limits.clientBufferBytes) return this.fallBehind();
+    if (!this.sink.write(data)) this.needDrain = true;
     this.after = lastSeq;
   }
 
-  /** Bytes written to the response that its socket has not taken yet. */
+  /** Bytes written that the socket has not taken yet. */
   get buffered(): number {
-    return this.closed ? 0 : this.res.writableLength;
+    return this.closed ? 0 : this.sink.writableLength;
   }
 
   /** Out of live: from now on it is fed at its own pace until it has caught up. */
@@ -282,10 +383,10 @@ export class FeedClient {
           if (feed.lastSeq === 0) {
             // The feed has read no line yet: the stream may have been trimmed of every line it had
             // (an idle job, its last entry a status), and those are in the file.
-            const stored = await feed.readFile(this.after, FILE_BATCH);
+            const stored = await feed.storedBatches(this.after, FILE_BATCH);
             if (this.closed) return;
             if (stored.length) {
-              this.write(stored.map((e) => lineEvent(e)).join(''), stored[stored.length - 1].seq);
+              if (!(await this.writeStored(stored))) return;
               continue;
             }
           }
@@ -294,13 +395,13 @@ export class FeedClient {
           return;
         }
         if (!feed.fileComplete && this.after + 1 >= feed.ringStart) {
-          const lines = feed.ringAfter(this.after, FILE_BATCH);
-          this.write(lines.map((l) => l.event).join(''), lines[lines.length - 1].seq);
+          const batch = feed.catchUpBatch(this.after);
+          this.write(batch.data, batch.seq);
           stuckSince = undefined;
           continue;
         }
         const max = feed.fileComplete ? FILE_BATCH : Math.min(FILE_BATCH, feed.ringStart - 1 - this.after);
-        const batch = await feed.readFile(this.after, max);
+        const batch = await feed.storedBatches(this.after, max);
         if (this.closed) return;
         if (batch.length === 0) {
           if (feed.fileComplete) return this.sendEnd(feed.end!);
@@ -326,7 +427,7 @@ export class FeedClient {
         }
         stuckSince = undefined;
         emptyReads = 0;
-        this.write(batch.map((e) => lineEvent(e)).join(''), batch[batch.length - 1].seq);
+        if (!(await this.writeStored(batch))) return;
       }
     } catch (err) {
       this.fail('error', `stream interrupted (${(err as Error).message}); reconnect`);
@@ -335,13 +436,30 @@ export class FeedClient {
     }
   }
 
-  private write(events: string, lastSeq: number): void {
-    if (!this.res.write(events)) this.needDrain = true;
+  /**
+   * A stored read's writes (each about `clientBufferBytes`), waiting for the socket to drain
+   * between them, so that a client catching up holds one such write unsent, not a whole read.
+   * False once the client has closed.
+   */
+  private async writeStored(batches: FeedBatch[]): Promise<boolean> {
+    for (let i = 0; i < batches.length; i++) {
+      this.write(batches[i].data, batches[i].seq);
+      if (this.needDrain && i < batches.length - 1) {
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = undefined;
+      }
+      if (this.closed) return false;
+    }
+    return true;
+  }
+
+  private write(data: Buffer, lastSeq: number): void {
+    if (!this.sink.write(data)) this.needDrain = true;
     this.after = lastSeq;
   }
 
   private sendEnd(end: FeedEnd): void {
-    this.res.write(`id: ${this.after}\nevent: end\ndata: ${JSON.stringify(end)}\n\n`);
+    this.sink.write(this.feed.encode(`id: ${this.after}\nevent: end\ndata: ${JSON.stringify(end)}\n\n`));
     this.close();
   }
 
@@ -350,7 +468,7 @@ export class FeedClient {
     if (this.closed) return;
     this.feed.counters.failed++;
     this.feed.counters.onFailed?.();
-    this.res.write(`event: error\ndata: ${JSON.stringify({ reason, message })}\n\n`);
+    this.sink.write(this.feed.encode(`event: error\ndata: ${JSON.stringify({ reason, message })}\n\n`));
     this.close();
   }
 
@@ -359,7 +477,7 @@ export class FeedClient {
     this.closed = true;
     this.live = false;
     clearTimeout(this.retryTimer);
-    this.res.off('drain', this.onDrain);
+    this.sink.off('drain', this.onDrain);
     this.res.off('close', this.onClose);
     this.wake?.();
     this.res.end();

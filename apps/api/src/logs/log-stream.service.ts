@@ -4,7 +4,7 @@ import { isTerminal, JobStatus, LogKeep, LINES_FIELDS, RedisKeys, STATUS_FIELDS,
 import { decodeLines, detectLevel, streamEntryFields } from '@flashpods/log-format';
 import type { Request, Response } from 'express';
 import { DataSource } from 'typeorm';
-import { DEFAULT_FEED_LIMITS, FeedClient, FeedCounters, FeedEnd, FeedLimits, FeedLine, JobFeed, lineEvent } from './job-feed';
+import { DEFAULT_FEED_LIMITS, FeedClient, FeedCounters, FeedEnd, FeedLimits, FeedLine, FeedSink, httpChunk, JobFeed, lineEvent } from './job-feed';
 import { logEntryView } from './log-entry.view';
 import { JobLogsService } from './job-logs.service';
 import { apiMetrics } from '../health/api.metrics';
@@ -41,6 +41,24 @@ const endOf = (row: JobRow | undefined): FeedEnd => ({
   error_code: row?.error_code ?? null,
 });
 const ended = (row: JobRow | undefined) => row === undefined || isTerminal(row.status) || row.status === JobStatus.Cleaned;
+
+/**
+ * Where a client's events go once its headers and first chunk are written: straight to the
+ * socket, each write one chunk the feed framed (and shared between clients). A response that is
+ * not chunked (an HTTP/1.0 client) gets the chunks' contents without their framing.
+ */
+function socketSink(res: Response): FeedSink {
+  const socket = res.socket!;
+  if (res.chunkedEncoding) return socket;
+  return {
+    write: (data) => socket.write(data.subarray(data.indexOf('\r\n') + 2, data.length - 2)),
+    get writableLength() {
+      return socket.writableLength;
+    },
+    on: (event, listener) => socket.on(event, listener),
+    off: (event, listener) => socket.off(event, listener),
+  };
+}
 
 /**
  * Server-Sent Events for jobs: each line is an event whose id is its seq, then an `end` event with
@@ -125,10 +143,16 @@ export class LogStreamService implements OnModuleDestroy {
       feed = this.feedOf(jobId, row?.log_keep === LogKeep.HeadTail);
     }
     const closeMetric = apiMetrics.sseOpened();
-    const client = new FeedClient(feed, res, afterSeq, (c) => {
-      closeMetric();
-      this.gone(feed, c);
-    });
+    const client = new FeedClient(
+      feed,
+      res,
+      afterSeq,
+      (c) => {
+        closeMetric();
+        this.gone(feed, c);
+      },
+      socketSink(res),
+    );
     this.clients.add(client);
     this.startTimers();
     feed.add(client);
@@ -156,11 +180,7 @@ export class LogStreamService implements OnModuleDestroy {
 
   private gone(feed: JobFeed, client: FeedClient): void {
     this.clients.delete(client);
-    feed.clients.delete(client);
-    if (feed.clients.size === 0) {
-      feed.dispose();
-      if (this.feeds.get(feed.jobId) === feed) this.feeds.delete(feed.jobId);
-    }
+    if (feed.remove(client) && this.feeds.get(feed.jobId) === feed) this.feeds.delete(feed.jobId);
     if (this.clients.size === 0) this.stopTimers();
   }
 
@@ -256,7 +276,8 @@ export class LogStreamService implements OnModuleDestroy {
 
   private startTimers(): void {
     this.heartbeat ??= setInterval(() => {
-      for (const c of this.clients) c.writeRaw(': ping\n\n');
+      const ping = httpChunk(': ping\n\n');
+      for (const c of this.clients) c.writeRaw(ping);
     }, this.config.api.sseHeartbeatMs);
     this.watcher ??= setInterval(() => {
       if (this.watching) return;
