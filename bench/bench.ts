@@ -47,6 +47,24 @@ function rssMb(pid: number | undefined): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 }
 
+/** User + system CPU seconds a process has used, from /proc (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The unlabelled-by-anything-but-`service` samples of the API's /metrics, by name (summed over labels). */
+async function apiMetrics(baseUrl: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
+    if (m) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
 function peakRssMb(pid: number | undefined): number {
   if (!pid) return NaN;
   return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -422,6 +440,10 @@ interface ClientsReport {
   p50: number;
   p99: number;
   max: number;
+  /** The latencies of the first target's clients (the many on one job), and of the others. */
+  first: { samples: number; p50: number; p99: number; max: number };
+  others: { samples: number; p50: number; p99: number; max: number };
+  cpuSeconds: number;
 }
 
 async function fanout(): Promise<void> {
@@ -435,9 +457,12 @@ async function fanout(): Promise<void> {
   const apiPid = stack.pidOf('api')!;
   const rss = () => rssMb(apiPid);
   // Every job waits for the same wall-clock start, so the load begins once every client is connected.
+  // It paces itself with the shell's own `read -t` on a FIFO nobody writes to, not a `sleep` per
+  // line: 101 jobs forking `sleep` 1,100 times a second loaded the two cores more than the API did.
   const ticker = (startAt: number, perSecond: number) => [
     'sh', '-c',
-    `while [ $(date +%s) -lt ${Math.ceil(startAt / 1000)} ]; do sleep 0.2; done; i=0; while [ $i -lt ${seconds * perSecond} ]; do echo "tick $i"; i=$((i+1)); sleep ${(1 / perSecond).toFixed(3)}; done`,
+    `mkfifo /tmp/pace; exec 3<>/tmp/pace; while [ $(date +%s) -lt ${Math.ceil(startAt / 1000)} ]; do read -t 0.2 -u 3 _; done; ` +
+      `i=0; while [ $i -lt ${seconds * perSecond} ]; do echo "tick $i"; i=$((i+1)); read -t ${(1 / perSecond).toFixed(3)} -u 3 _; done`,
   ];
   const submit = async (command: string[]) => {
     const r = await stack.json('POST', '/jobs', { image: TEST_IMAGE, command, timeout_seconds: seconds + 600 });
@@ -460,7 +485,8 @@ async function fanout(): Promise<void> {
     // The clients run in a process of their own (bench/fanout-clients.ts), so that their parsing is
     // not the bench's or the API's event loop; the token goes through its environment, not argv.
     const targets = [{ id: main, clients: clientsOnMain }, ...side.map((id) => ({ id, clients: 1 }))];
-    const child = spawn(process.execPath, [join(__dirname, 'fanout-clients.js')], {
+    const nodeArgs = process.env.FLASHPODS_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const child = spawn(process.execPath, [...nodeArgs, join(__dirname, 'fanout-clients.js')], {
       env: { ...process.env, FANOUT_BASE_URL: stack.baseUrl, FANOUT_TOKEN: stack.token, FANOUT_TARGETS: JSON.stringify(targets) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -469,12 +495,25 @@ async function fanout(): Promise<void> {
     const exited = new Promise<number | null>((r) => child.once('exit', r));
     let peakRss = rss();
     let redisConns = 0;
+    // Where the API's memory is (V8 heap or buffers outside it) and how many clients fell behind.
+    const peaks = { heapMb: 0, externalMb: 0, bufferedMb: 0 };
+    const cpuBefore = cpuSeconds(apiPid);
+    const servicesCpuBefore = ['runner', 'persister'].map((s) => cpuSeconds(stack.pidOf(s)));
+    const slowBefore = (await apiMetrics(stack.baseUrl)).flashpods_api_sse_slow_clients_total ?? 0;
     const sampler = setInterval(() => {
       peakRss = Math.max(peakRss, rss());
       redisConns = Math.max(redisConns, connectionsTo(apiPid, redisPort));
+      void apiMetrics(stack.baseUrl).then((m) => {
+        peaks.heapMb = Math.max(peaks.heapMb, (m.nodejs_heap_size_used_bytes ?? 0) / 2 ** 20);
+        peaks.externalMb = Math.max(peaks.externalMb, (m.nodejs_external_memory_bytes ?? 0) / 2 ** 20);
+        peaks.bufferedMb = Math.max(peaks.bufferedMb, (m.flashpods_api_sse_buffered_bytes ?? 0) / 2 ** 20);
+      }, () => undefined);
     }, 1000);
     const code = await exited;
     clearInterval(sampler);
+    const apiCpuSeconds = cpuSeconds(apiPid) - cpuBefore;
+    const [runnerCpuSeconds, persisterCpuSeconds] = ['runner', 'persister'].map((s, i) => Math.round((cpuSeconds(stack.pidOf(s)) - servicesCpuBefore[i]) * 10) / 10);
+    const slowClients = ((await apiMetrics(stack.baseUrl)).flashpods_api_sse_slow_clients_total ?? 0) - slowBefore;
     if (code !== 0) throw new Error(`fanout clients exited ${code}`);
     const report = JSON.parse(out) as ClientsReport;
     const expected = new Map<string, number>();
@@ -484,9 +523,20 @@ async function fanout(): Promise<void> {
     const run = {
       p50: report.p50, p99: report.p99, max: report.max, peakRss, redisConns,
       clients: report.clients.length, allOnce, lines: report.samples,
+      peakHeapMb: Math.round(peaks.heapMb), peakExternalMb: Math.round(peaks.externalMb), peakUnsentMb: Math.round(peaks.bufferedMb),
+      slowClients, apiCpuSeconds: Math.round(apiCpuSeconds * 10) / 10, clientsCpuSeconds: report.cpuSeconds, runnerCpuSeconds, persisterCpuSeconds,
+      manyOnOneJob: report.first, onePerJob: report.others,
     };
     console.error(`[bench] fanout ${label}: ${JSON.stringify(run)}`);
-    if (!allOnce) console.error(`[bench] fanout ${label}: clients short: ${JSON.stringify(short.slice(0, 5))}`);
+    if (!allOnce) {
+      const reasons = new Map<string, number>();
+      for (const c of short) {
+        const reason = c.error || `ended ${c.ended}, ${c.lines} lines, ${c.disorder} out of order`;
+        reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+      }
+      console.error(`[bench] fanout ${label}: ${short.length} clients short: ${JSON.stringify([...reasons])}`);
+      console.error(`[bench] fanout ${label}: the API's last output:\n${stack.logsOf('api').slice(-3000)}`);
+    }
     return run;
   };
   try {
