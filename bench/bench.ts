@@ -47,6 +47,13 @@ function rssMb(pid: number | undefined): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 }
 
+/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
+function machineJiffies(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3] - f[4], total };
+}
+
 /** User + system CPU seconds a process has used, from /proc (clock ticks of 1/100 s). */
 function cpuSeconds(pid: number | undefined): number {
   if (!pid) return NaN;
@@ -498,6 +505,7 @@ async function fanout(): Promise<void> {
     // Where the API's memory is (V8 heap or buffers outside it) and how many clients fell behind.
     const peaks = { heapMb: 0, externalMb: 0, bufferedMb: 0 };
     const cpuBefore = cpuSeconds(apiPid);
+    const machineBefore = machineJiffies();
     const servicesCpuBefore = ['runner', 'persister'].map((s) => cpuSeconds(stack.pidOf(s)));
     const slowBefore = (await apiMetrics(stack.baseUrl)).flashpods_api_sse_slow_clients_total ?? 0;
     const sampler = setInterval(() => {
@@ -512,6 +520,8 @@ async function fanout(): Promise<void> {
     const code = await exited;
     clearInterval(sampler);
     const apiCpuSeconds = cpuSeconds(apiPid) - cpuBefore;
+    const machineAfter = machineJiffies();
+    const machineBusy = Math.round((100 * (machineAfter.busy - machineBefore.busy)) / (machineAfter.total - machineBefore.total));
     const [runnerCpuSeconds, persisterCpuSeconds] = ['runner', 'persister'].map((s, i) => Math.round((cpuSeconds(stack.pidOf(s)) - servicesCpuBefore[i]) * 10) / 10);
     const slowClients = ((await apiMetrics(stack.baseUrl)).flashpods_api_sse_slow_clients_total ?? 0) - slowBefore;
     if (code !== 0) throw new Error(`fanout clients exited ${code}`);
@@ -525,7 +535,7 @@ async function fanout(): Promise<void> {
       clients: report.clients.length, allOnce, lines: report.samples,
       peakHeapMb: Math.round(peaks.heapMb), peakExternalMb: Math.round(peaks.externalMb), peakUnsentMb: Math.round(peaks.bufferedMb),
       slowClients, apiCpuSeconds: Math.round(apiCpuSeconds * 10) / 10, clientsCpuSeconds: report.cpuSeconds, runnerCpuSeconds, persisterCpuSeconds,
-      manyOnOneJob: report.first, onePerJob: report.others,
+      manyOnOneJob: report.first, onePerJob: report.others, machineBusyPercent: machineBusy,
     };
     console.error(`[bench] fanout ${label}: ${JSON.stringify(run)}`);
     if (!allOnce) {

@@ -143,4 +143,26 @@ describe('live logs: one reader per job, many viewers', () => {
     const seqs = [...dechunk(Buffer.concat(raw)).matchAll(/^id: (\d+)\nevent: line$/gm)].map((m) => Number(m[1]));
     expect(seqs).toEqual(range(stored.log.lines));
   }, 120000);
+
+  it('an HTTP/1.0 client (no chunked encoding) gets the same events, unframed, then the connection closes', async () => {
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo one; sleep 1; echo two'] })).body;
+    const { hostname, port } = new URL(stack.baseUrl);
+    const socket: Socket = connect(Number(port), hostname);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(`GET /jobs/${job.id}/logs/stream HTTP/1.0\r\nHost: ${hostname}\r\nAuthorization: Bearer ${stack.token}\r\n\r\n`);
+    const raw: Buffer[] = [];
+    socket.on('data', (d: Buffer) => raw.push(d));
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const text = Buffer.concat(raw).toString('utf8');
+    const [head, body] = [text.slice(0, text.indexOf('\r\n\r\n')), text.slice(text.indexOf('\r\n\r\n') + 4)];
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    expect(head.toLowerCase()).not.toContain('transfer-encoding');
+    // Nothing but events: no chunk sizes between them.
+    expect(body.startsWith('retry: 1000\n\n')).toBe(true);
+    const blocks = body.split('\n\n').filter(Boolean);
+    expect(blocks.every((b) => /^(retry|id|event|data|:)/m.test(b) && !/^[0-9a-f]+\r$/m.test(b))).toBe(true);
+    const lines = blocks.filter((b) => b.includes('\nevent: line\n')).map((b) => JSON.parse(b.slice(b.indexOf('data: ') + 6)).line);
+    expect(lines.filter((l: string) => l === 'one' || l === 'two')).toEqual(['one', 'two']);
+    expect(body).toMatch(/event: end\ndata: \{"status":"completed"/);
+  }, 60000);
 });

@@ -125,6 +125,34 @@ describe('JobFeed', () => {
     }
   });
 
+  it('many clients: when a round of writes is slow, the next waits twice its length', async () => {
+    const { feed, attach } = setup(() => 0, { coalesceClients: 2, coalesceMs: 1 });
+    const rounds: number[] = [];
+    const clients = Array.from({ length: 2 }, () => new FakeResponse());
+    clients.forEach((r, i) => {
+      const write = r.write.bind(r);
+      r.write = (s: Buffer) => {
+        if (s.includes('event: line')) {
+          if (i === 0) rounds.push(performance.now());
+          const until = performance.now() + 10; // a write that costs 10 ms: a round of 20
+          while (performance.now() < until);
+        }
+        return write(s);
+      };
+      attach(r);
+    });
+    await settle();
+    for (let s = 1; s <= 30; s++) {
+      feed.push([line(s)]);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    for (const r of clients) expect(r.events().seqs).toEqual(range(1, 30));
+    const gaps = rounds.slice(1).map((t, i) => t - rounds[i]);
+    expect(gaps.length).toBeGreaterThan(2);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(38); // 2 × ~20 ms, not coalesceMs (1 ms)
+  });
+
   it('few clients: every batch is written as it comes', async () => {
     const { feed, attach } = setup(() => 0, { coalesceClients: 3, coalesceMs: 60000 });
     const a = new FakeResponse();

@@ -274,7 +274,7 @@ export class JobLogsController {
     // Unlike the one-shot reads, a stream opened on a pending job waits for it to start: a client
     // may open it straight after submitting.
     if (job.status !== JobStatus.Pending) assertLogsReadable(job);
-    await this.live.stream(job.id, after.data, fromHeader || afterParam !== undefined, req, res);
+    await this.live.stream(job, after.data, fromHeader || afterParam !== undefined, req, res);
   }
 
   /** The whole log file as it stands, as an attachment. */

@@ -4,6 +4,7 @@ import { isTerminal, JobStatus, LogKeep, LINES_FIELDS, RedisKeys, STATUS_FIELDS,
 import { decodeLines, detectLevel, streamEntryFields } from '@flashpods/log-format';
 import type { Request, Response } from 'express';
 import { DataSource } from 'typeorm';
+import type { JobEntity } from '@flashpods/database';
 import { DEFAULT_FEED_LIMITS, FeedClient, FeedCounters, FeedEnd, FeedLimits, FeedLine, FeedSink, httpChunk, JobFeed, lineEvent } from './job-feed';
 import { logEntryView } from './log-entry.view';
 import { JobLogsService } from './job-logs.service';
@@ -114,8 +115,11 @@ export class LogStreamService implements OnModuleDestroy {
    * carries the last seq as its id, so a client that does not close() after `end` is not sent it
    * again, and again, every `retry` interval.
    */
-  async stream(jobId: string, afterSeq: number, resumed: boolean, req: Request, res: Response): Promise<void> {
-    const row = await this.jobRow(jobId);
+  async stream(job: Pick<JobEntity, 'id' | 'status' | 'exitCode' | 'errorCode' | 'logKeep'>, afterSeq: number, resumed: boolean, req: Request, res: Response): Promise<void> {
+    // The row the request's own lookup just read: one query per viewer that opens, not two (a
+    // thousand opening at once queue on the connection pool).
+    const jobId = job.id;
+    const row: JobRow = { status: job.status, exit_code: job.exitCode, error_code: job.errorCode, log_keep: job.logKeep };
     const done = ended(row);
     if (resumed && done && (await this.logs.after(jobId, afterSeq, 1)).length === 0) {
       res.status(204).end();
@@ -140,7 +144,7 @@ export class LogStreamService implements OnModuleDestroy {
       feed = new JobFeed(jobId, (after, max) => this.logs.after(jobId, after, max), this.limits, this.counters);
       feed.finish(endOf(row), true);
     } else {
-      feed = this.feedOf(jobId, row?.log_keep === LogKeep.HeadTail);
+      feed = this.feedOf(jobId, row.log_keep === LogKeep.HeadTail);
     }
     const closeMetric = apiMetrics.sseOpened();
     const client = new FeedClient(
@@ -324,8 +328,4 @@ export class LogStreamService implements OnModuleDestroy {
     }
   }
 
-  private async jobRow(jobId: string): Promise<JobRow | undefined> {
-    const rows = await this.ds.query('SELECT status, exit_code, error_code, log_keep FROM jobs WHERE id = $1', [jobId]);
-    return rows[0];
-  }
 }
