@@ -61,13 +61,15 @@ function cpuSeconds(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** The unlabelled-by-anything-but-`service` samples of the API's /metrics, by name (summed over labels). */
+/** The samples of the API's /metrics by name (summed over labels), and by name with its labels. */
 async function apiMetrics(baseUrl: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
   const out: Record<string, number> = {};
   for (const line of text.split('\n')) {
-    const m = /^([a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
-    if (m) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+    const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!m) continue;
+    out[m[1]] = (out[m[1]] ?? 0) + Number(m[3]);
+    if (m[2]) out[m[1] + m[2]] = Number(m[3]);
   }
   return out;
 }
@@ -507,7 +509,11 @@ async function fanout(): Promise<void> {
     const cpuBefore = cpuSeconds(apiPid);
     const machineBefore = machineJiffies();
     const servicesCpuBefore = ['runner', 'persister'].map((s) => cpuSeconds(stack.pidOf(s)));
-    const slowBefore = (await apiMetrics(stack.baseUrl)).flashpods_api_sse_slow_clients_total ?? 0;
+    const slowOf = (m: Record<string, number>) => ({
+      buffer: m['flashpods_api_sse_slow_clients_total{reason="buffer"}'] ?? 0,
+      trimmed: m['flashpods_api_sse_slow_clients_total{reason="trimmed"}'] ?? 0,
+    });
+    const slowBefore = slowOf(await apiMetrics(stack.baseUrl));
     const sampler = setInterval(() => {
       peakRss = Math.max(peakRss, rss());
       redisConns = Math.max(redisConns, connectionsTo(apiPid, redisPort));
@@ -523,7 +529,8 @@ async function fanout(): Promise<void> {
     const machineAfter = machineJiffies();
     const machineBusy = Math.round((100 * (machineAfter.busy - machineBefore.busy)) / (machineAfter.total - machineBefore.total));
     const [runnerCpuSeconds, persisterCpuSeconds] = ['runner', 'persister'].map((s, i) => Math.round((cpuSeconds(stack.pidOf(s)) - servicesCpuBefore[i]) * 10) / 10);
-    const slowClients = ((await apiMetrics(stack.baseUrl)).flashpods_api_sse_slow_clients_total ?? 0) - slowBefore;
+    const slowAfter = slowOf(await apiMetrics(stack.baseUrl));
+    const slowClients = { buffer: slowAfter.buffer - slowBefore.buffer, trimmed: slowAfter.trimmed - slowBefore.trimmed };
     if (code !== 0) throw new Error(`fanout clients exited ${code}`);
     const report = JSON.parse(out) as ClientsReport;
     const expected = new Map<string, number>();

@@ -122,7 +122,7 @@ describe('live logs: one reader per job, many viewers', () => {
     const p99 = [...latency].sort((x, y) => x - y)[Math.floor(latency.length * 0.99)];
     expect(p99).toBeLessThan(1000);
     const metrics = await (await fetch(`${stack.baseUrl}/metrics`)).text();
-    expect(Number(/^flashpods_api_sse_slow_clients_total (\d+)$/m.exec(metrics)![1])).toBeGreaterThanOrEqual(1);
+    expect(Number(/^flashpods_api_sse_slow_clients_total\{reason="buffer"\} (\d+)$/m.exec(metrics)![1])).toBeGreaterThanOrEqual(1);
     // What waits for the stalled client in the API is its buffer and one batch, not its 16 MB.
     expect(Number(/^flashpods_api_sse_clients (\d+)$/m.exec(metrics)![1])).toBe(1);
     expect(Number(/^flashpods_api_sse_buffered_bytes (\d+)$/m.exec(metrics)![1])).toBeLessThan(1.5 * 1024 * 1024);

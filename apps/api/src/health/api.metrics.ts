@@ -48,9 +48,11 @@ new Gauge({
 });
 const sseSlowClients = new Counter({
   name: 'flashpods_api_sse_slow_clients_total',
-  help: 'Live-log clients that fell behind (more than API_SSE_CLIENT_BUFFER_BYTES unsent, or lines trimmed before they were read) and were fed from memory or the file at their own pace',
+  help: 'Live-log clients that fell behind and were fed from memory or the file at their own pace, by reason: buffer (more than API_SSE_CLIENT_BUFFER_BYTES unsent) or trimmed (lines trimmed from the stream before the feed read them)',
+  labelNames: ['reason'],
   registers,
 });
+for (const reason of ['buffer', 'trimmed']) sseSlowClients.inc({ reason }, 0);
 const sseFailed = new Counter({
   name: 'flashpods_api_sse_closed_total',
   help: 'Live-log clients closed with a reason (an error event) instead of end',
@@ -63,7 +65,7 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIO
 export const apiMetrics = {
   submitted: () => jobsSubmitted.inc(),
   /** A live-log client fell behind and is fed at its own pace. */
-  sseSlowClient: () => sseSlowClients.inc(),
+  sseSlowClient: (reason: 'buffer' | 'trimmed') => sseSlowClients.inc({ reason }),
   /** A live-log client was closed with an `error` event. */
   sseFailed: () => sseFailed.inc(),
   /** Where the feeds and buffered-bytes gauges read from (the live-log hub). */

@@ -80,7 +80,7 @@ export interface FeedCounters {
   /** Clients closed with a reason (`error` event) rather than `end`. */
   failed: number;
   /** Told of each overflow and each failure as they happen (the API's prom-client metrics). */
-  onOverflow?: () => void;
+  onOverflow?: (reason: 'buffer' | 'trimmed') => void;
   onFailed?: () => void;
 }
 
@@ -263,7 +263,7 @@ export class JobFeed {
     for (const c of this.clients) {
       if (!c.live || c.after >= this.lastSeq) continue;
       if (c.after + 1 < this.ringStart) {
-        c.fallBehind();
+        c.fallBehind('trimmed');
         continue;
       }
       let batch = batches.get(c.after);
@@ -351,7 +351,7 @@ export class FeedClient {
   /** Live lines ending at `lastSeq`; past its buffer budget the client drops out of live and catches up. */
   sendLive(data: Buffer, lastSeq: number): void {
     if (this.closed) return;
-    if (this.sink.writableLength > this.feed.limits.clientBufferBytes) return this.fallBehind();
+    if (this.sink.writableLength > this.feed.limits.clientBufferBytes) return this.fallBehind('buffer');
     if (!this.sink.write(data)) this.needDrain = true;
     this.after = lastSeq;
   }
@@ -362,9 +362,9 @@ export class FeedClient {
   }
 
   /** Out of live: from now on it is fed at its own pace until it has caught up. */
-  fallBehind(): void {
+  fallBehind(reason: 'buffer' | 'trimmed'): void {
     this.feed.counters.overflows++;
-    this.feed.counters.onOverflow?.();
+    this.feed.counters.onOverflow?.(reason);
     this.live = false;
     void this.catchUp();
   }

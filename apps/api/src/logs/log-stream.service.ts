@@ -88,7 +88,7 @@ export class LogStreamService implements OnModuleDestroy {
   readonly counters: FeedCounters = {
     overflows: 0,
     failed: 0,
-    onOverflow: () => apiMetrics.sseSlowClient(),
+    onOverflow: (reason) => apiMetrics.sseSlowClient(reason),
     onFailed: () => apiMetrics.sseFailed(),
   };
 
