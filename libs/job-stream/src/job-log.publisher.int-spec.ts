@@ -152,6 +152,56 @@ describe('JobLogPublisher (real Redis)', () => {
     expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: 200000, stdout: 200000, truncated: false });
   }, 60000);
 
+  it('backpressure at a slow rate: with the stream over its bound, the timer takes no more chunks, line() makes the writer wait, and the waiting lines all ship once, in order', async () => {
+    const jobId = randomUUID();
+    // Defaults of the runner (64 KiB chunks, 20 ms), and a stream already past its bound that
+    // nobody trims: the persister is behind.
+    const pub = await publisherFor(jobId, { chunkMaxBytes: 64 * 1024, chunkMaxDelayMs: 20, maxUnpersistedEntries: 8, logMaxBytes: 1 << 30 });
+    const filler: string[] = [];
+    for (let i = 0; i < 10; i++) filler.push((await redis.xadd(keys.jobLog(jobId), '*', 'filler', String(i)))!);
+    let shipped = 0;
+    pub.settings.observer = { chunkShipped: () => void shipped++, backpressureWait: () => undefined, streamFullWait: () => undefined };
+    const text = (i: number) => Buffer.from(`${String(i).padStart(6, '0')} ${'x'.repeat(793)}`);
+    let produced = 0;
+    let waits = 0;
+    let mostOnTheirWay = 0;
+    // About 80 KB/s (800 bytes every 10 ms) for 2 s, honouring the waits as the executors do:
+    // less than a chunk per chunkMaxDelayMs, so only the timer takes chunks.
+    const until = performance.now() + 2000;
+    const writer = (async () => {
+      while (performance.now() < until) {
+        const w = pub.line(LogStream.Stdout, text(++produced), 1700000000000 + produced);
+        mostOnTheirWay = Math.max(mostOnTheirWay, pub.chunksOnTheirWay);
+        if (w) {
+          waits++;
+          await w;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 2100));
+    // The first chunk went at once and found the stream full; nothing after it is settled.
+    expect(shipped).toBe(1);
+    expect(waits).toBeGreaterThan(0);
+    expect(mostOnTheirWay).toBeLessThanOrEqual(2);
+    expect(pub.chunksOnTheirWay).toBeLessThanOrEqual(2);
+    // 2 s at this rate would be ~200 lines; two chunks of 64 KiB hold ~80 each.
+    expect(produced).toBeLessThan(170);
+    const lines = produced;
+    // The persister catches up: the stream's old entries are trimmed, and every waiting line ships.
+    await redis.xdel(keys.jobLog(jobId), ...filler);
+    await writer;
+    await pub.flush();
+    // Taken while the stream was full and shipped now: never more than the bound (plus what the
+    // writer added after its wait, before it saw its time was up).
+    expect(shipped - 1).toBeLessThanOrEqual(3);
+    const got = await onStream(jobId);
+    expect(got.map((l) => l.seq)).toEqual(Array.from({ length: produced }, (_, i) => i + 1));
+    expect(got.map((l) => l.text.toString())).toEqual(Array.from({ length: produced }, (_, i) => text(i + 1).toString()));
+    expect(produced - lines).toBeLessThanOrEqual(1);
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: produced, stdout: produced });
+  }, 20000);
+
   it('fencing: once another writer takes the stream, the old holder is refused and nothing of it lands', async () => {
     const jobId = randomUUID();
     const old = await publisherFor(jobId, {}, 'runner-a');
