@@ -290,4 +290,41 @@ describe('JobLogPublisher (real Redis)', () => {
     expect(entries.some(([, f]) => streamEntryFields(f).has('g'))).toBe(false);
     expect((await onStream(jobId)).some((l) => l.text.toString() === 'output was not captured')).toBe(false);
   });
+
+  /** Each lines entry of the job's stream: whether it is flagged as holding a gap line, and its lines' texts. */
+  async function entriesOf(jobId: string) {
+    const entries = await redis.xrangeBuffer(keys.jobLog(jobId), '-', '+');
+    return entries
+      .map(([, f]) => streamEntryFields(f))
+      .filter((m) => m.get('t')?.toString() === 'lines')
+      .map((m) => ({ flagged: m.has('g'), texts: decodeLines(m.get('d')!, Number(m.get('s'))).map((l) => l.text.toString()) }));
+  }
+
+  it('gap: a gap line that fills the chunk it would join still ships flagged, and no later chunk is', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId);
+    // Nine lines of 89 bytes take 918 of the chunk's 1024: the gap line fits, and fills it.
+    for (let i = 1; i <= 9; i++) pub.line(LogStream.Stdout, Buffer.from(`${i}`.padEnd(89, '.')), 1700000000000 + i);
+    await pub.gap('output was not captured', 1700000000010);
+    pub.line(LogStream.Stdout, Buffer.from('after the gap'), 1700000000011);
+    await pub.flush();
+    const entries = await entriesOf(jobId);
+    expect(entries.flatMap((e) => e.texts)).toEqual([...Array.from({ length: 9 }, (_, i) => `${i + 1}`.padEnd(89, '.')), 'output was not captured', 'after the gap']);
+    // The flag is on the entry holding the gap line, and on no other.
+    expect(entries.filter((e) => e.flagged).map((e) => e.texts)).toEqual([['output was not captured']]);
+  });
+
+  it('gap that is the line reaching the cap of a head log: the marker takes its place, and no flag is set', async () => {
+    const jobId = randomUUID();
+    // Ten lines of 8 bytes are stored as 240; the gap line (39 stored) would pass 260.
+    const pub = await publisherFor(jobId, { logMaxBytes: 260, chunkMaxBytes: 4096 });
+    for (let i = 1; i <= 10; i++) pub.line(LogStream.Stdout, Buffer.from(`line ${String(i).padStart(3, '0')}`), 1700000000000);
+    await pub.gap('output was not captured');
+    const entries = await entriesOf(jobId);
+    const texts = entries.flatMap((e) => e.texts);
+    expect(texts.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `line ${String(i + 1).padStart(3, '0')}`));
+    expect(texts.slice(10)).toEqual(['[TRUNCATED - log exceeded 260 bytes limit]']);
+    expect(entries.some((e) => e.flagged)).toBe(false);
+    expect(pub.isTruncated).toBe(true);
+  });
 });

@@ -200,27 +200,29 @@ export class JobLogPublisher {
    * `head_tail` every line is shipped: the persister keeps the head and the tail.
    */
   line(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
-    return this.add(stream, text, ts);
+    return this.add(stream, text, ts, false);
   }
 
   /** Queues a lifecycle line and ships it with everything before it. */
   system(text: string, ts = Date.now()): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    void this.add(SYSTEM, Buffer.from(text), ts);
+    void this.add(SYSTEM, Buffer.from(text), ts, false);
     return this.flush();
   }
 
   /**
    * Queues the system line that marks a gap (output that was not captured) and ships it in a
    * chunk flagged as such, so the persister sets the job's `log_lines_lost` with the very entry
-   * that carries the line. Past the cap of a `head` log the line is dropped like any other, and
-   * so is the flag: no line the stored log would have kept is missing.
+   * that carries the line (and no other). What is queued goes first, unflagged; the flag is set
+   * as the line is encoded, before anything can ship its chunk. In a `head` log the flag goes only
+   * with the gap line itself: past the cap the line is dropped like any other, and when it is the
+   * line that reaches the cap the marker takes its place; either way no flag, as no gap line is
+   * stored (see the README's fast mode: what can then be missing).
    */
   gap(text: string, ts = Date.now()): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    const before = this.queued.seq;
-    void this.add(SYSTEM, Buffer.from(text), ts);
-    if (this.queued.seq !== before) this.bufGap = true;
+    this.send();
+    void this.add(SYSTEM, Buffer.from(text), ts, true);
     return this.flush();
   }
 
@@ -246,8 +248,11 @@ export class JobLogPublisher {
     return this.send() ?? this.enqueue(() => Promise.resolve());
   }
 
-  /** Queues a line (see `line()`); returns what the caller must wait for. */
-  private add(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
+  /**
+   * Queues a line (see `line()`); a `gap` line flags its chunk, unless the cap turned it into the
+   * marker. Returns what the caller must wait for.
+   */
+  private add(stream: LogStream, text: Buffer, ts: number, gap: boolean): Promise<void> | undefined {
     if (this.failure) throw this.failure;
     let full = false;
     // A chunk that cannot take this line (or the marker, if it becomes one) goes first, with the
@@ -266,10 +271,12 @@ export class JobLogPublisher {
       q.truncated = true;
       stream = SYSTEM;
       text = Buffer.from(truncationMarkerText(this.settings.logMaxBytes));
+      gap = false;
     }
     q.bytes += size;
     q.seq++;
     this.encode(q.seq, ts, stream, text);
+    if (gap) this.bufGap = true;
     if (this.bufLen + HEADER_BYTES + MARKER_ROOM >= this.buf.length) {
       this.send();
       full = true;
