@@ -41,6 +41,8 @@ interface OwnedJob {
   gone: boolean;
   /** A lines entry flagged as holding a gap line was read: `log_lines_lost` is set with the next stats. */
   linesLost: boolean;
+  /** `log_lines_lost` was written to Postgres: from then on the flagged entry may be trimmed. */
+  linesLostStored: boolean;
   /**
    * Set when the log could not be written even after retries: the job is `failed` and cancelled;
    * the rest of its stream is read and dropped until its terminal status.
@@ -263,6 +265,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       busy: false,
       gone: false,
       linesLost: false,
+      linesLostStored: false,
     };
     this.owned.set(jobId, job);
     persisterMetrics.taken();
@@ -423,7 +426,9 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     }
     if (!(await writePending())) return;
     if (!(await this.checkLease(job))) return;
-    if (Date.now() - job.statsWrittenAt >= STATS_INTERVAL_MS) await this.writeStats(job);
+    // A flag read from an entry about to be trimmed is stored first, whenever stats are due: once the
+    // entry is gone, the next owner (after a crash or a drop) could learn of the gap from nowhere else.
+    if (Date.now() - job.statsWrittenAt >= STATS_INTERVAL_MS || (job.linesLost && !job.linesLostStored)) await this.writeStats(job);
     // Keep the last entry: it tells a re-attaching runner where the log stands.
     if (!(await this.leases.trim(job.lease, job.cursor))) await this.drop(job, 'its lease is held by another persister');
   }
@@ -495,6 +500,7 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     );
     job.statsWrittenAt = Date.now();
     job.statsDirty = false;
+    if (job.linesLost) job.linesLostStored = true;
   }
 
   /**

@@ -75,7 +75,7 @@ const shippedBytes = new Counter({
 });
 const backpressureWaits = new Counter({
   name: 'flashpods_runner_backpressure_waits_total',
-  help: 'Times a full chunk found the one before it still on its way, so reading the workload paused',
+  help: 'Times two chunks of a job were still on their way (Redis or the persister behind), so reading the workload paused',
   registers,
 });
 const streamFullWaits = new Counter({

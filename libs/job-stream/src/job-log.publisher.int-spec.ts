@@ -152,6 +152,56 @@ describe('JobLogPublisher (real Redis)', () => {
     expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: 200000, stdout: 200000, truncated: false });
   }, 60000);
 
+  it('backpressure at a slow rate: with the stream over its bound, the timer takes no more chunks, line() makes the writer wait, and the waiting lines all ship once, in order', async () => {
+    const jobId = randomUUID();
+    // Defaults of the runner (64 KiB chunks, 20 ms), and a stream already past its bound that
+    // nobody trims: the persister is behind.
+    const pub = await publisherFor(jobId, { chunkMaxBytes: 64 * 1024, chunkMaxDelayMs: 20, maxUnpersistedEntries: 8, logMaxBytes: 1 << 30 });
+    const filler: string[] = [];
+    for (let i = 0; i < 10; i++) filler.push((await redis.xadd(keys.jobLog(jobId), '*', 'filler', String(i)))!);
+    let shipped = 0;
+    pub.settings.observer = { chunkShipped: () => void shipped++, backpressureWait: () => undefined, streamFullWait: () => undefined };
+    const text = (i: number) => Buffer.from(`${String(i).padStart(6, '0')} ${'x'.repeat(793)}`);
+    let produced = 0;
+    let waits = 0;
+    let mostOnTheirWay = 0;
+    // About 80 KB/s (800 bytes every 10 ms) for 2 s, honouring the waits as the executors do:
+    // less than a chunk per chunkMaxDelayMs, so only the timer takes chunks.
+    const until = performance.now() + 2000;
+    const writer = (async () => {
+      while (performance.now() < until) {
+        const w = pub.line(LogStream.Stdout, text(++produced), 1700000000000 + produced);
+        mostOnTheirWay = Math.max(mostOnTheirWay, pub.chunksOnTheirWay);
+        if (w) {
+          waits++;
+          await w;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 2100));
+    // The first chunk went at once and found the stream full; nothing after it is settled.
+    expect(shipped).toBe(1);
+    expect(waits).toBeGreaterThan(0);
+    expect(mostOnTheirWay).toBeLessThanOrEqual(2);
+    expect(pub.chunksOnTheirWay).toBeLessThanOrEqual(2);
+    // 2 s at this rate would be ~200 lines; two chunks of 64 KiB hold ~80 each.
+    expect(produced).toBeLessThan(170);
+    const lines = produced;
+    // The persister catches up: the stream's old entries are trimmed, and every waiting line ships.
+    await redis.xdel(keys.jobLog(jobId), ...filler);
+    await writer;
+    await pub.flush();
+    // Taken while the stream was full and shipped now: never more than the bound (plus what the
+    // writer added after its wait, before it saw its time was up).
+    expect(shipped - 1).toBeLessThanOrEqual(3);
+    const got = await onStream(jobId);
+    expect(got.map((l) => l.seq)).toEqual(Array.from({ length: produced }, (_, i) => i + 1));
+    expect(got.map((l) => l.text.toString())).toEqual(Array.from({ length: produced }, (_, i) => text(i + 1).toString()));
+    expect(produced - lines).toBeLessThanOrEqual(1);
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: produced, stdout: produced });
+  }, 20000);
+
   it('fencing: once another writer takes the stream, the old holder is refused and nothing of it lands', async () => {
     const jobId = randomUUID();
     const old = await publisherFor(jobId, {}, 'runner-a');
@@ -239,5 +289,42 @@ describe('JobLogPublisher (real Redis)', () => {
     const entries = await redis.xrangeBuffer(keys.jobLog(jobId), '-', '+');
     expect(entries.some(([, f]) => streamEntryFields(f).has('g'))).toBe(false);
     expect((await onStream(jobId)).some((l) => l.text.toString() === 'output was not captured')).toBe(false);
+  });
+
+  /** Each lines entry of the job's stream: whether it is flagged as holding a gap line, and its lines' texts. */
+  async function entriesOf(jobId: string) {
+    const entries = await redis.xrangeBuffer(keys.jobLog(jobId), '-', '+');
+    return entries
+      .map(([, f]) => streamEntryFields(f))
+      .filter((m) => m.get('t')?.toString() === 'lines')
+      .map((m) => ({ flagged: m.has('g'), texts: decodeLines(m.get('d')!, Number(m.get('s'))).map((l) => l.text.toString()) }));
+  }
+
+  it('gap: a gap line that fills the chunk it would join still ships flagged, and no later chunk is', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId);
+    // Nine lines of 89 bytes take 918 of the chunk's 1024: the gap line fits, and fills it.
+    for (let i = 1; i <= 9; i++) pub.line(LogStream.Stdout, Buffer.from(`${i}`.padEnd(89, '.')), 1700000000000 + i);
+    await pub.gap('output was not captured', 1700000000010);
+    pub.line(LogStream.Stdout, Buffer.from('after the gap'), 1700000000011);
+    await pub.flush();
+    const entries = await entriesOf(jobId);
+    expect(entries.flatMap((e) => e.texts)).toEqual([...Array.from({ length: 9 }, (_, i) => `${i + 1}`.padEnd(89, '.')), 'output was not captured', 'after the gap']);
+    // The flag is on the entry holding the gap line, and on no other.
+    expect(entries.filter((e) => e.flagged).map((e) => e.texts)).toEqual([['output was not captured']]);
+  });
+
+  it('gap that is the line reaching the cap of a head log: the marker takes its place, and no flag is set', async () => {
+    const jobId = randomUUID();
+    // Ten lines of 8 bytes are stored as 240; the gap line (39 stored) would pass 260.
+    const pub = await publisherFor(jobId, { logMaxBytes: 260, chunkMaxBytes: 4096 });
+    for (let i = 1; i <= 10; i++) pub.line(LogStream.Stdout, Buffer.from(`line ${String(i).padStart(3, '0')}`), 1700000000000);
+    await pub.gap('output was not captured');
+    const entries = await entriesOf(jobId);
+    const texts = entries.flatMap((e) => e.texts);
+    expect(texts.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `line ${String(i + 1).padStart(3, '0')}`));
+    expect(texts.slice(10)).toEqual(['[TRUNCATED - log exceeded 260 bytes limit]']);
+    expect(entries.some((e) => e.flagged)).toBe(false);
+    expect(pub.isTruncated).toBe(true);
   });
 });

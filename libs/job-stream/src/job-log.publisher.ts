@@ -24,7 +24,7 @@ export interface PublisherSettings {
 export interface PublisherObserver {
   /** A chunk Redis acknowledged: its lines (system lines and the marker included) and encoded bytes. */
   chunkShipped(lines: number, bytes: number): void;
-  /** A full chunk found the chunk before it still on its way: the caller had to stop reading. */
+  /** Two chunks were on their way (the persister or Redis behind): the caller was told to stop reading. */
   backpressureWait(): void;
   /** The stream held more than `maxUnpersistedEntries` (the persister is behind): waited this long. */
   streamFullWait(seconds: number): void;
@@ -70,6 +70,16 @@ export interface PublisherTarget {
 
 const POOL_SIZE = 4;
 
+/**
+ * Chunks taken and not yet settled (the one Redis is writing, or that found the stream full and
+ * waits for room, and the next one, queued behind it). A line that finds this many on their way
+ * is told to wait.
+ */
+const MAX_ON_THEIR_WAY = 2;
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const ignore = (): void => undefined;
+
 // Bound once at load: a name imported from a package's index is read through a getter on each use
 // (how TypeScript compiles re-exports), and line() and encode() run for every line.
 const HEADER_BYTES = LINE_HEADER_BYTES;
@@ -101,10 +111,16 @@ interface Chunk {
  * events in the order they were produced; each one is fenced, so only the stream's current holder
  * gets through.
  *
- * Backpressure: at most one chunk is on its way while the next one is built. When a chunk is
- * full, `line()` returns a promise that settles once the chunk before it has been shipped and the
- * stream has room (at most `maxUnpersistedEntries` entries not yet trimmed by the persister); the
- * caller stops reading until then. Memory is therefore bounded by about three chunks per job.
+ * Backpressure: a chunk is settled once Redis has acknowledged it and the stream has room (at most
+ * `maxUnpersistedEntries` entries not yet trimmed by the persister). A full chunk, or any line once
+ * two chunks are on their way (taken, not yet settled), makes `line()` return a promise that
+ * settles when at most one is left, and the caller stops reading until then. The timer never adds
+ * one: when it finds a chunk on its way, the chunk being built goes once that one has settled.
+ * So two chunks are on their way while a third is built; a caller that finishes handing over the
+ * read it is in before it waits (the executors do) may fill one more. Memory is therefore bounded
+ * by a few chunk buffers per job (a line longer than a chunk has one of its own size), however far
+ * behind the persister is. `system()` and `gap()` ship their chunk at once; their callers wait on
+ * the promise they return.
  */
 export class JobLogPublisher {
   /** Lines are encoded straight into this buffer as they come: no copy or object per line. */
@@ -117,20 +133,22 @@ export class JobLogPublisher {
   /** Chunk buffers Redis has acknowledged, reused rather than left to the GC (bounds the RSS). */
   private readonly pool: Buffer[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** The timer found a chunk on its way: the chunk being built goes once that one has settled. */
+  private timerDeferred = false;
   /** When the last chunk was closed and sent (performance.now()). */
   private lastTakenAt = -Infinity;
   private chain: Promise<void> = Promise.resolve();
-  /** The ship of the last full chunk: what the next full chunk waits for. */
-  private lastShip: Promise<void> = Promise.resolve();
+  /** Chunks taken and not yet settled, oldest first: each one's settling (never rejects). */
+  private readonly onTheirWay: Promise<void>[] = [];
   private failure: Error | undefined;
   /** Counters as lines are queued; a chunk records those of its last line when it is shipped. */
   private queued: ShipProgress;
   /** Counters of the last chunk Redis acknowledged. */
   private acked: ShipProgress;
   private readonly redis: ReturnType<typeof fenced>;
-  /** Full chunks handed to Redis and not yet acknowledged. */
-  private shipsPending = 0;
-  /** How many times a full chunk found the one before it still on its way, so the caller had to wait. */
+  /** The last wait handed out by `line()`. */
+  private lastWait: Promise<void> | undefined;
+  /** How many times `line()` found two chunks on their way, so the caller had to stop reading. */
   backpressureWaits = 0;
 
   constructor(
@@ -168,6 +186,11 @@ export class JobLogPublisher {
     return this.failure;
   }
 
+  /** Chunks taken and not yet settled (see the class comment): two at most for a caller that waits when told to. */
+  get chunksOnTheirWay(): number {
+    return this.onTheirWay.length;
+  }
+
   /**
    * Queues a line. Throws once shipping has failed (the job must end). Returns a promise when the
    * caller should stop reading until it settles (see the class comment); it never rejects.
@@ -177,56 +200,29 @@ export class JobLogPublisher {
    * `head_tail` every line is shipped: the persister keeps the head and the tail.
    */
   line(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
-    if (this.failure) throw this.failure;
-    let wait: Promise<void> | undefined;
-    // A chunk that cannot take this line (or the marker, if it becomes one) goes first, with the
-    // counters as they are before this line: its recorded progress must not include it.
-    if (this.bufCount > 0 && this.bufLen + HEADER_BYTES + text.length + MARKER_ROOM > this.buf.length) {
-      wait = this.shipFull();
-    }
-    const q = this.queued;
-    if (stream === STDOUT) q.stdout++;
-    else if (stream === STDERR) q.stderr++;
-    if (stream !== SYSTEM) q.ts = ts;
-    if (q.truncated) return wait;
-    const size = storedBytes(text.length);
-    if (this.settings.logKeep !== HEAD_TAIL && q.bytes + size > this.settings.logMaxBytes) {
-      q.truncated = true;
-      stream = SYSTEM;
-      text = Buffer.from(truncationMarkerText(this.settings.logMaxBytes));
-    }
-    q.bytes += size;
-    q.seq++;
-    this.encode(q.seq, ts, stream, text);
-    if (this.bufLen + HEADER_BYTES + MARKER_ROOM >= this.buf.length) return this.shipFull() ?? wait;
-    if (!this.timer) {
-      // A line waits at most chunkMaxDelayMs, and none at all after a quiet spell: the chunk then
-      // goes once the read it came in is encoded (the next turn of the event loop), so a slow job's
-      // lines reach live readers at once and a busy one's still travel many to a chunk.
-      const due = this.lastTakenAt + this.settings.chunkMaxDelayMs - performance.now();
-      this.timer = setTimeout(() => void this.flush().catch(() => undefined), Math.max(0, due));
-    }
-    return wait;
+    return this.add(stream, text, ts, false);
   }
 
   /** Queues a lifecycle line and ships it with everything before it. */
   system(text: string, ts = Date.now()): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    void this.line(LogStream.System, Buffer.from(text), ts);
+    void this.add(SYSTEM, Buffer.from(text), ts, false);
     return this.flush();
   }
 
   /**
    * Queues the system line that marks a gap (output that was not captured) and ships it in a
    * chunk flagged as such, so the persister sets the job's `log_lines_lost` with the very entry
-   * that carries the line. Past the cap of a `head` log the line is dropped like any other, and
-   * so is the flag: no line the stored log would have kept is missing.
+   * that carries the line (and no other). What is queued goes first, unflagged; the flag is set
+   * as the line is encoded, before anything can ship its chunk. In a `head` log the flag goes only
+   * with the gap line itself: past the cap the line is dropped like any other, and when it is the
+   * line that reaches the cap the marker takes its place; either way no flag, as no gap line is
+   * stored (see the README's fast mode: what can then be missing).
    */
   gap(text: string, ts = Date.now()): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    const before = this.queued.seq;
-    void this.line(LogStream.System, Buffer.from(text), ts);
-    if (this.queued.seq !== before) this.bufGap = true;
+    this.send();
+    void this.add(SYSTEM, Buffer.from(text), ts, true);
     return this.flush();
   }
 
@@ -248,31 +244,108 @@ export class JobLogPublisher {
 
   /** Ships what is queued; settles when every chunk queued so far is in Redis. */
   flush(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    const chunk = this.take();
     // With nothing queued this still waits for the chunks already on their way.
-    return this.enqueue(() => (chunk ? this.ship(chunk) : Promise.resolve()));
+    return this.send() ?? this.enqueue(() => Promise.resolve());
   }
 
-  /** Sends the chunk being built; returns what the caller must wait for: the chunk sent before it. */
-  private shipFull(): Promise<void> | undefined {
-    const full = this.take();
-    if (!full) return undefined;
+  /**
+   * Queues a line (see `line()`); a `gap` line flags its chunk, unless the cap turned it into the
+   * marker. Returns what the caller must wait for.
+   */
+  private add(stream: LogStream, text: Buffer, ts: number, gap: boolean): Promise<void> | undefined {
+    if (this.failure) throw this.failure;
+    let full = false;
+    // A chunk that cannot take this line (or the marker, if it becomes one) goes first, with the
+    // counters as they are before this line: its recorded progress must not include it.
+    if (this.bufCount > 0 && this.bufLen + HEADER_BYTES + text.length + MARKER_ROOM > this.buf.length) {
+      this.send();
+      full = true;
+    }
+    const q = this.queued;
+    if (stream === STDOUT) q.stdout++;
+    else if (stream === STDERR) q.stderr++;
+    if (stream !== SYSTEM) q.ts = ts;
+    if (q.truncated) return this.waitFor(full);
+    const size = storedBytes(text.length);
+    if (this.settings.logKeep !== HEAD_TAIL && q.bytes + size > this.settings.logMaxBytes) {
+      q.truncated = true;
+      stream = SYSTEM;
+      text = Buffer.from(truncationMarkerText(this.settings.logMaxBytes));
+      gap = false;
+    }
+    q.bytes += size;
+    q.seq++;
+    this.encode(q.seq, ts, stream, text);
+    if (gap) this.bufGap = true;
+    if (this.bufLen + HEADER_BYTES + MARKER_ROOM >= this.buf.length) {
+      this.send();
+      full = true;
+    } else if (!this.timer && !this.timerDeferred) {
+      // A line waits at most chunkMaxDelayMs, and none at all after a quiet spell: the chunk then
+      // goes once the read it came in is encoded (the next turn of the event loop), so a slow job's
+      // lines reach live readers at once and a busy one's still travel many to a chunk.
+      const due = this.lastTakenAt + this.settings.chunkMaxDelayMs - performance.now();
+      this.timer = setTimeout(this.onTimer, Math.max(0, due));
+    }
+    return this.waitFor(full);
+  }
+
+  /**
+   * What a caller of `line()` waits for: with the bound of chunks on their way reached, the
+   * settling of the oldest it must see go; after a full chunk (nothing to wait for), a settled
+   * promise, so that the caller still yields between chunks.
+   */
+  private waitFor(full: boolean): Promise<void> | undefined {
+    const n = this.onTheirWay.length;
+    if (n < MAX_ON_THEIR_WAY) return full ? RESOLVED : undefined;
+    const wait = this.onTheirWay[n - MAX_ON_THEIR_WAY];
+    // Counted once per pause, not for each line of the read the caller is finishing.
+    if (wait !== this.lastWait) {
+      this.lastWait = wait;
+      this.backpressureWaits++;
+      this.settings.observer?.backpressureWait();
+    }
+    return wait;
+  }
+
+  /**
+   * The chunk's delay is up. It is taken only when no chunk is on its way: otherwise it goes once
+   * the last one has settled (so a persister that is behind never makes the timer pile up chunks).
+   */
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    const n = this.onTheirWay.length;
+    if (n === 0) {
+      this.flush().catch(ignore);
+      return;
+    }
+    this.timerDeferred = true;
+    void this.onTheirWay[n - 1].then(() => {
+      // Cleared when the chunk was taken meanwhile (full, or flushed).
+      if (!this.timerDeferred) return;
+      this.timerDeferred = false;
+      this.onTimer();
+    });
+  };
+
+  /**
+   * Takes the chunk being built, if any, and queues its ship; returns the ship (its rejection is
+   * also handled here, so a caller may drop it).
+   */
+  private send(): Promise<void> | undefined {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const previous = this.lastShip;
-    if (this.shipsPending > 0) this.backpressureWaits++;
-    if (this.shipsPending > 0) this.settings.observer?.backpressureWait();
-    this.shipsPending++;
-    this.lastShip = this.enqueue(() => this.ship(full))
-      .catch(() => undefined)
-      .finally(() => this.shipsPending--);
-    return previous;
+    this.timerDeferred = false;
+    const chunk = this.take();
+    if (!chunk) return undefined;
+    const run = this.enqueue(() => this.ship(chunk));
+    const settled: Promise<void> = run.then(ignore, ignore).then(() => {
+      this.onTheirWay.splice(this.onTheirWay.indexOf(settled), 1);
+    });
+    this.onTheirWay.push(settled);
+    return run;
   }
 
   /** Appends one line (chunk codec format) to the chunk being built; `line()` made room. */

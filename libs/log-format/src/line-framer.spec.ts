@@ -42,6 +42,13 @@ describe('LineFramer', () => {
     expect(Buffer.concat(pieces)).toEqual(over);
   });
 
+  it('splits a line longer than the maximum that arrives whole, newline included, in one chunk', () => {
+    // The path that hands a line on as a view must still split it.
+    const pieces = frame([Buffer.from(`${'x'.repeat(1024 + 10)}\nnext\n`)]);
+    expect(pieces.map((p) => p.length)).toEqual([1024, 10, 4]);
+    expect(Buffer.concat(pieces.slice(0, 2)).toString()).toBe('x'.repeat(1034));
+  });
+
   it('never cuts a multi-byte character when splitting a long line', () => {
     const line = Buffer.from('€'.repeat(1000)); // 3 bytes each
     const pieces = frame([line], 1024);

@@ -113,6 +113,14 @@ describe('DockerExecutor: fast mode (real engine)', () => {
   const installation = `fpt_${randomBytes(4).toString('hex')}`;
   const executor = new DockerExecutor(docker, 30_000, installation, LogMode.Fast);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** `p`'s value, or a rejection if it has not settled within `ms` (a hang fails the test rather than its timeout). */
+  const within = <T>(ms: number, p: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  };
 
   afterAll(async () => {
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTALLATION}=${installation}`] } });
@@ -180,7 +188,7 @@ describe('DockerExecutor: fast mode (real engine)', () => {
     expect(got).toEqual(Array.from({ length: 100 - got[0] + 1 }, (_, i) => got[0] + i));
   }, 20_000);
 
-  it('resume of an exited container: a gap up to its exit, its exit code, and no hang on a dead attach', async () => {
+  it('resume of an exited container: a gap up to its exit and its exit code, without attaching (no dead attach to wait on)', async () => {
     const c = await fastContainer(3, 3);
     await c.start();
     await c.wait();
@@ -191,6 +199,34 @@ describe('DockerExecutor: fast mode (real engine)', () => {
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(result.exitCode).toBe(3);
     expect(rec.events).toEqual([{ until: finishedAt, exited: true }]);
+  }, 20_000);
+
+  it('resume of a container that exits between the inspect and the attach: the dead attach is closed, no hang', async () => {
+    // The engine is real; only the moment is forced: the container runs when the executor inspects
+    // it, and the attach reaches the engine once it has exited. The engine never ends such an
+    // attach (it waits for a next start); the executor must close it itself.
+    const c = await fastContainer(25, 4);
+    await c.start();
+    let attachedAfterExit: boolean | undefined;
+    const timed = Object.create(docker) as Docker;
+    timed.getContainer = (id: string) => {
+      const real = docker.getContainer(id);
+      const attach = real.attach.bind(real);
+      real.attach = (async (opts: object) => {
+        await real.wait();
+        attachedAfterExit = !(await real.inspect()).State.Running;
+        return attach(opts);
+      }) as typeof real.attach;
+      return real;
+    };
+    const rec = recorder();
+    const t0 = Date.now();
+    const result = await within(10_000, new DockerExecutor(timed, 30_000, installation, LogMode.Fast).resume(c.id, rec.io));
+    expect(attachedAfterExit).toBe(true);
+    expect(result.exitCode).toBe(4);
+    // Taken for running (the gap is up to the re-attach, not the exit): the attach is what was raced.
+    expect(rec.events).toEqual([{ until: expect.any(Number), exited: false }]);
+    expect(Date.now() - t0).toBeLessThan(5000);
   }, 20_000);
 
   it('resume of a container never started: attached before its start, nothing lost, no gap', async () => {
