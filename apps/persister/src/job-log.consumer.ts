@@ -11,7 +11,7 @@ import {
   StatusEvent,
   StreamEntryType,
 } from '@flashpods/contracts';
-import { transitionJob } from '@flashpods/database';
+import { LogStats, transitionJobWithStats, writeLogStats } from '@flashpods/database';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -408,14 +408,22 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
         // A `head_tail` log gets its end written before the status is stored (read your writes). A
         // failure throws: the entry is applied again on the next round, and compose starts over.
         if (isTerminal(event.status) && !job.writeFailed) await job.writer.finish();
-        await this.writeStats(job);
-        await transitionJob(this.ds, job.jobId, event.status, {
-          at: new Date(event.at),
-          runnerId: event.runnerId,
-          exitCode: event.exitCode,
-          errorCode: event.error?.code ?? null,
-          errorMessage: event.error?.message ?? null,
-        });
+        // The stats and the status in one statement: a reader that sees the status sees the log it
+        // came after (read-your-writes), and a status costs one commit, not two.
+        await transitionJobWithStats(
+          this.ds,
+          job.jobId,
+          event.status,
+          {
+            at: new Date(event.at),
+            runnerId: event.runnerId,
+            exitCode: event.exitCode,
+            errorCode: event.error?.code ?? null,
+            errorMessage: event.error?.message ?? null,
+          },
+          this.stats(job),
+        );
+        this.statsWritten(job);
         if (isTerminal(event.status)) {
           job.cursor = entryId;
           await this.finish(job);
@@ -476,9 +484,9 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
     const message = `could not write the log (${cause}); lines after seq ${job.writer.current.lastSeq} were not stored`;
     job.writeFailed = message;
     this.log.error(`job ${job.jobId}: ${message}; failing and cancelling it`);
-    // Stats first: a reader that sees the job `failed` must see the log as it stands (read-your-writes).
-    await this.writeStats(job);
-    await transitionJob(this.ds, job.jobId, JobStatus.Failed, { errorCode: JobErrorCode.LogWriteFailed, errorMessage: message });
+    // With the stats: a reader that sees the job `failed` must see the log as it stands (read-your-writes).
+    await transitionJobWithStats(this.ds, job.jobId, JobStatus.Failed, { errorCode: JobErrorCode.LogWriteFailed, errorMessage: message }, this.stats(job));
+    this.statsWritten(job);
     await this.redis
       .multi()
       .set(this.keys.jobCancel(job.jobId), '1', 'EX', 24 * 3600)
@@ -486,18 +494,18 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       .exec();
   }
 
-  /**
-   * Stats never go backwards: a stale owner's update (an older `log_last_seq`) changes nothing, and
-   * `log_lines_lost` once set stays set (a later owner that has not seen the gap entry keeps it).
-   */
+  /** Never backwards: see {@link writeLogStats}. */
   private async writeStats(job: OwnedJob): Promise<void> {
+    await writeLogStats(this.ds, job.jobId, this.stats(job));
+    this.statsWritten(job);
+  }
+
+  private stats(job: OwnedJob): LogStats {
     const s = job.writer.current;
-    await this.ds.query(
-      `UPDATE jobs SET log_bytes = $2, log_lines = $3, log_truncated = $4, log_last_seq = $5,
-         log_lines_lost = log_lines_lost OR $6, updated_at = now()
-       WHERE id = $1 AND log_last_seq <= $5`,
-      [job.jobId, s.bytes, s.lines, s.truncated, s.lastSeq, job.linesLost],
-    );
+    return { bytes: s.bytes, lines: s.lines, truncated: s.truncated, lastSeq: s.lastSeq, linesLost: job.linesLost };
+  }
+
+  private statsWritten(job: OwnedJob): void {
     job.statsWrittenAt = Date.now();
     job.statsDirty = false;
     if (job.linesLost) job.linesLostStored = true;

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
 import { JobErrorCode, JobStatus, LogKeep, LogMode, RedisKeys, StatusEvent } from '@flashpods/contracts';
-import { JobEntity, transitionJob } from '@flashpods/database';
+import { claimJob, JobEntity, transitionJob } from '@flashpods/database';
 import { isFenced, JobLogPublisher, parseProgress, ShipProgress, takeJobStream } from '@flashpods/job-stream';
 import { SecretMasker } from '@flashpods/log-format';
 import { DataSource } from 'typeorm';
@@ -65,22 +65,22 @@ export class JobRunnerService {
 
   async run(jobId: string): Promise<void> {
     const runnerId = this.config.runner.id;
-    const job = await this.ds.getRepository(JobEntity).findOneBy({ id: jobId });
+    const job = await claimJob(this.ds, jobId, { runnerId, logMode: this.executor.logMode });
     if (!job) {
-      this.log.warn(`job ${jobId} not found; skipped`);
-      return;
-    }
-    if (!(await transitionJob(this.ds, jobId, JobStatus.Starting, { runnerId, logMode: this.executor.logMode }))) {
-      this.log.log(`job ${jobId} is ${job.status}, not pending; skipped`);
+      this.log.log(`job ${jobId} is not pending (cancelled, claimed elsewhere or deleted); skipped`);
       return;
     }
     runnerMetrics.claimed(job);
     let token: string;
     let secrets: Record<string, string>;
     try {
-      token = await takeJobStream(this.redis, this.keys, jobId, runnerId);
+      // Sent together (one round trip): the secrets do not depend on the stream. The persister is
+      // told of the job only once the stream is ours.
+      [token, secrets] = await Promise.all([
+        takeJobStream(this.redis, this.keys, jobId, runnerId),
+        this.redis.hgetall(this.keys.jobSecrets(jobId)),
+      ]);
       await this.redis.xadd(this.keys.activeJobs, '*', 'job', jobId);
-      secrets = await this.redis.hgetall(this.keys.jobSecrets(jobId));
     } catch (err) {
       // Claimed, but it cannot start: the queue will not retry a job that is no longer pending, and
       // this runner is alive, so nobody else would end it before its timeout. End it here.
@@ -200,8 +200,10 @@ export class JobRunnerService {
         output: (stream, chunk, ts) => capture.write(stream, chunk, ts),
         system: (text) => publisher.system(masker.maskString(text)),
         started: async () => {
-          await this.redis.del(this.keys.jobSecrets(jobId));
-          await publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId });
+          await Promise.all([
+            this.redis.del(this.keys.jobSecrets(jobId)),
+            publisher.status({ status: JobStatus.Running, at: Date.now(), runnerId }),
+          ]);
         },
         gap: (gap) => {
           runnerMetrics.gap();

@@ -1,10 +1,11 @@
-import { JobStatus } from '@flashpods/contracts';
+import { JobStatus, LogMode } from '@flashpods/contracts';
+import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { JobFactory } from '../../../test/support/job.factory';
 import { createTestWorld, TestWorld } from '../../../test/support/test-env';
 import { createDataSource, migrate, MIGRATIONS } from './data-source.factory';
 import { JobEntity } from './job.entity';
-import { transitionJob } from './job-transitions';
+import { claimJob, LogStats, transitionJob, transitionJobWithStats, writeLogStats } from './job-transitions';
 
 describe('transitionJob (real Postgres)', () => {
   let world: TestWorld;
@@ -95,5 +96,82 @@ describe('transitionJob (real Postgres)', () => {
     }
     expect(outcomes.claim).toBeGreaterThan(0);
     expect(outcomes.cancel).toBeGreaterThan(0);
+  });
+});
+
+describe('claimJob and transitionJobWithStats (real Postgres)', () => {
+  let world: TestWorld;
+  let ds: DataSource;
+  const stats = (lastSeq: number, over: Partial<LogStats> = {}): LogStats => ({
+    bytes: lastSeq * 10, lines: lastSeq, truncated: false, lastSeq, linesLost: false, ...over,
+  });
+
+  beforeAll(async () => {
+    world = await createTestWorld();
+    ds = await createDataSource(world.databaseUrl).initialize();
+    await migrate(ds);
+  });
+  afterAll(async () => {
+    await ds.destroy();
+    await world.dispose();
+  });
+
+  it('claims a pending job and answers with the row as TypeORM reads it', async () => {
+    const job = await JobFactory.create(ds, { env: { A: '1' }, labels: { team: 'x' }, secretNames: ['S'] });
+    const claimed = await claimJob(ds, job.id, { runnerId: 'r1', logMode: LogMode.Fast });
+    const read = await ds.getRepository(JobEntity).findOneByOrFail({ id: job.id });
+    expect(claimed).toBeInstanceOf(JobEntity);
+    expect(claimed).toEqual(read);
+    expect(claimed).toMatchObject({ status: JobStatus.Starting, runnerId: 'r1', logMode: LogMode.Fast, env: { A: '1' }, logBytes: 0 });
+    expect(claimed!.startedAt).toBeInstanceOf(Date);
+    // Claimed once only; a missing job is no claim either.
+    expect(await claimJob(ds, job.id, { runnerId: 'r2', logMode: LogMode.Durable })).toBeUndefined();
+    expect(await claimJob(ds, randomUUID(), { runnerId: 'r2', logMode: LogMode.Durable })).toBeUndefined();
+  });
+
+  it('lets exactly one of several runners claim a pending job', async () => {
+    for (let i = 0; i < 20; i++) {
+      const job = await JobFactory.create(ds);
+      const got = await Promise.all(['r0', 'r1', 'r2', 'r3'].map((r) => claimJob(ds, job.id, { runnerId: r, logMode: LogMode.Durable })));
+      const winners = got.filter((j) => j !== undefined);
+      expect(winners).toHaveLength(1);
+      expect((await ds.getRepository(JobEntity).findOneByOrFail({ id: job.id })).runnerId).toBe(winners[0]!.runnerId);
+    }
+  });
+
+  it('stores a status and its stats together, each half under its own guard', async () => {
+    const job = await JobFactory.create(ds, { status: JobStatus.Starting });
+    const read = () => ds.getRepository(JobEntity).findOneByOrFail({ id: job.id });
+
+    expect(await transitionJobWithStats(ds, job.id, JobStatus.Running, { runnerId: 'r' }, stats(5))).toBe(true);
+    expect(await read()).toMatchObject({ status: JobStatus.Running, runnerId: 'r', logLastSeq: 5, logLines: 5, logBytes: 50 });
+
+    // Stale stats (an older seq) are not written, while the status still moves.
+    expect(await transitionJobWithStats(ds, job.id, JobStatus.Completed, { exitCode: 0 }, stats(3, { linesLost: true }))).toBe(true);
+    let row = await read();
+    expect(row).toMatchObject({ status: JobStatus.Completed, exitCode: 0, logLastSeq: 5, logLines: 5, logBytes: 50 });
+    expect(row.finishedAt).toBeInstanceOf(Date);
+    // `log_lines_lost` is sticky, whoever sets it.
+    expect(row.logLinesLost).toBe(true);
+
+    // A refused move (the job has ended) changes no status column but still records newer stats.
+    const finishedAt = row.finishedAt;
+    expect(await transitionJobWithStats(ds, job.id, JobStatus.Failed, { exitCode: 9, errorMessage: 'late' }, stats(7, { truncated: true }))).toBe(false);
+    row = await read();
+    expect(row).toMatchObject({ status: JobStatus.Completed, exitCode: 0, errorMessage: null, logLastSeq: 7, logTruncated: true, logLinesLost: true });
+    expect(row.finishedAt).toEqual(finishedAt);
+
+    // Neither half applies: nothing changes.
+    const before = await read();
+    expect(await transitionJobWithStats(ds, job.id, JobStatus.Failed, {}, stats(2))).toBe(false);
+    expect(await read()).toEqual(before);
+    expect(await transitionJobWithStats(ds, randomUUID(), JobStatus.Failed, {}, stats(2))).toBe(false);
+  });
+
+  it('writes stats that never go backwards', async () => {
+    const job = await JobFactory.create(ds, { status: JobStatus.Running });
+    await writeLogStats(ds, job.id, stats(4, { linesLost: true }));
+    await writeLogStats(ds, job.id, stats(2));
+    expect(await ds.getRepository(JobEntity).findOneByOrFail({ id: job.id })).toMatchObject({ logLastSeq: 4, logLines: 4, logLinesLost: true });
   });
 });

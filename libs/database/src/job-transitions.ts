@@ -1,5 +1,6 @@
 import { ENTERED_FROM, JobErrorCode, JobStatus, LogMode } from '@flashpods/contracts';
 import { DataSource } from 'typeorm';
+import { JobEntity } from './job.entity';
 
 export interface TransitionPatch {
   runnerId?: string;
@@ -9,6 +10,17 @@ export interface TransitionPatch {
   /** Set by the runner that claims the job: how it captures the output. */
   logMode?: LogMode;
   at?: Date;
+}
+
+/** A job's stored log as its persister last wrote it (the `log_*` columns). */
+export interface LogStats {
+  bytes: number;
+  lines: number;
+  truncated: boolean;
+  /** Seq of the last line on disk: stats with an older one (a stale owner's) change nothing. */
+  lastSeq: number;
+  /** Once set, stays set (a later owner that has not seen the gap entry keeps it). */
+  linesLost: boolean;
 }
 
 const TIMESTAMP_COLUMN: Partial<Record<JobStatus, string>> = {
@@ -21,6 +33,26 @@ const TIMESTAMP_COLUMN: Partial<Record<JobStatus, string>> = {
   [JobStatus.Cleaned]: 'cleaned_at',
 };
 
+/** `$1` the job id, `$2` the new status, `$3` the statuses it may be entered from; then the patch's values. */
+function transitionStatement(jobId: string, to: JobStatus, patch: TransitionPatch): { sets: [string, string][]; params: unknown[] } {
+  const params: unknown[] = [jobId, to, [...ENTERED_FROM[to]]];
+  const sets: [string, string][] = [['status', '$2']];
+  const add = (column: string, value: unknown) => {
+    params.push(value);
+    sets.push([column, `$${params.length}`]);
+  };
+  const tsColumn = TIMESTAMP_COLUMN[to];
+  if (tsColumn) add(tsColumn, patch.at ?? new Date());
+  if (patch.runnerId !== undefined) add('runner_id', patch.runnerId);
+  if (patch.exitCode !== undefined) add('exit_code', patch.exitCode);
+  if (patch.errorCode !== undefined) add('error_code', patch.errorCode);
+  if (patch.errorMessage !== undefined) add('error_message', patch.errorMessage);
+  if (patch.logMode !== undefined) add('log_mode', patch.logMode);
+  return { sets, params };
+}
+
+const FROM_ALLOWED = 'status = ANY($3::text[])';
+
 /**
  * Moves a job to `to` only from a state allowed by the lifecycle, in one statement, so two
  * writers racing (a cancel and a runner's claim) cannot both win. Returns whether it moved.
@@ -31,23 +63,82 @@ export async function transitionJob(
   to: JobStatus,
   patch: TransitionPatch = {},
 ): Promise<boolean> {
-  const sets = ['status = $2', 'updated_at = now()'];
-  const params: unknown[] = [jobId, to, [...ENTERED_FROM[to]]];
-  const add = (column: string, value: unknown) => {
-    params.push(value);
-    sets.push(`${column} = $${params.length}`);
-  };
-  const tsColumn = TIMESTAMP_COLUMN[to];
-  if (tsColumn) add(tsColumn, patch.at ?? new Date());
-  if (patch.runnerId !== undefined) add('runner_id', patch.runnerId);
-  if (patch.exitCode !== undefined) add('exit_code', patch.exitCode);
-  if (patch.errorCode !== undefined) add('error_code', patch.errorCode);
-  if (patch.errorMessage !== undefined) add('error_message', patch.errorMessage);
-  if (patch.logMode !== undefined) add('log_mode', patch.logMode);
+  const { sets, params } = transitionStatement(jobId, to, patch);
   // TypeORM's Postgres driver answers an UPDATE with [rows, rowCount].
   const [, affected] = (await ds.query(
-    `UPDATE jobs SET ${sets.join(', ')} WHERE id = $1 AND status = ANY($3::text[])`,
+    `UPDATE jobs SET ${sets.map(([c, v]) => `${c} = ${v}`).join(', ')}, updated_at = now() WHERE id = $1 AND ${FROM_ALLOWED}`,
     params,
   )) as [unknown[], number];
   return affected > 0;
+}
+
+/**
+ * A runner's claim (`pending → starting`, as {@link transitionJob}) answered with the claimed row
+ * in the same statement: one round trip on the job's way to its start instead of a read and an
+ * update. Undefined when the job was not pending (cancelled, claimed by another runner) or is gone.
+ */
+export async function claimJob(ds: DataSource, jobId: string, patch: { runnerId: string; logMode: LogMode }): Promise<JobEntity | undefined> {
+  const { sets, params } = transitionStatement(jobId, JobStatus.Starting, patch);
+  const [rows] = (await ds.query(
+    `UPDATE jobs SET ${sets.map(([c, v]) => `${c} = ${v}`).join(', ')}, updated_at = now() WHERE id = $1 AND ${FROM_ALLOWED} RETURNING *`,
+    params,
+  )) as [Record<string, unknown>[], number];
+  return rows.length ? hydrateJob(ds, rows[0]) : undefined;
+}
+
+/** A raw `jobs` row as the entity TypeORM would have read (column types and transformers applied). */
+function hydrateJob(ds: DataSource, raw: Record<string, unknown>): JobEntity {
+  const job = new JobEntity();
+  for (const column of ds.getMetadata(JobEntity).columns) {
+    column.setEntityValue(job, ds.driver.prepareHydratedValue(raw[column.databaseName], column));
+  }
+  return job;
+}
+
+/**
+ * Writes a job's log stats. Stats never go backwards: a stale owner's update (an older
+ * `log_last_seq`) changes nothing, and `log_lines_lost` once set stays set.
+ */
+export async function writeLogStats(ds: DataSource, jobId: string, s: LogStats): Promise<void> {
+  await ds.query(
+    `UPDATE jobs SET log_bytes = $2, log_lines = $3, log_truncated = $4, log_last_seq = $5,
+       log_lines_lost = log_lines_lost OR $6, updated_at = now()
+     WHERE id = $1 AND log_last_seq <= $5`,
+    [jobId, s.bytes, s.lines, s.truncated, s.lastSeq, s.linesLost],
+  );
+}
+
+/**
+ * {@link writeLogStats} and {@link transitionJob} in one statement, so one commit: a reader sees the
+ * status and the log it ended with together (read-your-writes), and the persister pays one
+ * round trip and one fsync per status entry instead of two. Each half keeps its own guard: stats
+ * that are stale are not written while the status still moves, and a refused move (the job ended
+ * elsewhere) still records newer stats. Returns whether the status moved.
+ */
+export async function transitionJobWithStats(
+  ds: DataSource,
+  jobId: string,
+  to: JobStatus,
+  patch: TransitionPatch,
+  stats: LogStats,
+): Promise<boolean> {
+  const { sets, params } = transitionStatement(jobId, to, patch);
+  const at = params.length;
+  params.push(stats.bytes, stats.lines, stats.truncated, stats.lastSeq, stats.linesLost);
+  const newer = `jobs.log_last_seq <= $${at + 4}`;
+  const statusSets = sets.map(([c, v]) => `${c} = CASE WHEN prev.moves THEN ${v} ELSE jobs.${c} END`);
+  const statsSets = ['log_bytes', 'log_lines', 'log_truncated', 'log_last_seq'].map(
+    (c, i) => `${c} = CASE WHEN ${newer} THEN $${at + 1 + i} ELSE jobs.${c} END`,
+  );
+  // `prev` locks the row and reads its status before the update, for the answer: RETURNING sees
+  // only the new row.
+  const [rows] = (await ds.query(
+    `WITH prev AS (SELECT id, ${FROM_ALLOWED} AS moves FROM jobs WHERE id = $1 FOR UPDATE)
+     UPDATE jobs SET ${[...statusSets, ...statsSets].join(', ')},
+       log_lines_lost = jobs.log_lines_lost OR $${at + 5}, updated_at = now()
+     FROM prev WHERE jobs.id = prev.id AND (prev.moves OR ${newer})
+     RETURNING prev.moves`,
+    params,
+  )) as [{ moves: boolean }[], number];
+  return rows[0]?.moves === true;
 }

@@ -54,10 +54,15 @@ export class DockerExecutor implements Executor {
     const container = await this.create(spec, io);
     // The container stays after this returns: the runner removes it once the job's terminal status
     // is shipped, so a runner killed before that can still replay the end of its output.
-    await io.system(
-      `container ${container.id.slice(0, 12)} created${
-        this.logMode === LogMode.Fast ? ' (fast log mode: no daemon copy of its output; a runner restart leaves a gap in this log)' : ''
-      }`,
+    // Each system line is numbered when it is queued (synchronously, before the next step), so it
+    // precedes every output line; its shipping runs alongside the attach and the start, and is
+    // awaited below (its failure handled there, not as an unhandled rejection meanwhile).
+    const created = settledLater(
+      io.system(
+        `container ${container.id.slice(0, 12)} created${
+          this.logMode === LogMode.Fast ? ' (fast log mode: no daemon copy of its output; a runner restart leaves a gap in this log)' : ''
+        }`,
+      ),
     );
     const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
     const kill = () => container.kill().catch(() => undefined);
@@ -66,10 +71,12 @@ export class DockerExecutor implements Executor {
     drained.catch(kill);
     io.signal.addEventListener('abort', kill, { once: true });
     try {
-      // Logged before start(): the container's first output may arrive before start() returns.
-      await io.system('starting container');
+      await created();
+      // Queued before start(): the container's first output may arrive before start() returns.
+      const starting = settledLater(io.system('starting container'));
       if (io.signal.aborted) throw new ExecFailure({ code: JobErrorCode.RunnerError, message: 'aborted before start' });
       await container.start();
+      await starting();
       // A kill that came while start() was on its way found nothing running: kill now.
       if (io.signal.aborted) await kill();
       await io.started();
@@ -335,4 +342,13 @@ export class DockerExecutor implements Executor {
       );
     });
   }
+}
+
+/**
+ * Lets a promise run while the caller does something else, then returns a function that awaits it:
+ * a rejection meanwhile is held for that await, not reported as unhandled.
+ */
+function settledLater(p: Promise<void>): () => Promise<void> {
+  p.catch(() => undefined);
+  return () => p;
 }
