@@ -85,10 +85,11 @@ export class JobLogsService {
    * The last `n` lines; an empty answer while the job has produced nothing yet. A running
    * `head_tail` job past its head has its newest lines in tail segments: they are read first
    * (newest segment first), then the log file for what they lack. `totalBytes` counts them all.
+   * A `head` job has none: its tail directory is not looked for.
    */
-  async tail(jobId: string, n: number): Promise<Tail> {
+  async tail(jobId: string, n: number, keep: LogKeep = LogKeep.HeadTail): Promise<Tail> {
     const files = [this.logPath(jobId)];
-    const listed = await listTailSegments(this.tailDir(jobId)).catch(() => undefined);
+    const listed = keep === LogKeep.HeadTail ? await listTailSegments(this.tailDir(jobId)).catch(() => undefined) : undefined;
     if (listed) files.push(...listed.segments.map((s) => s.log));
     const parts: Buffer[] = [];
     let lines = 0;
@@ -106,7 +107,7 @@ export class JobLogsService {
       } catch (err) {
         if (!isMissing(err)) throw err;
         // A segment removed meanwhile (rotated away, or composed into the log): read again.
-        if (i > 0) return this.tail(jobId, n);
+        if (i > 0) return this.tail(jobId, n, keep);
       }
     }
     return { data: parts.length === 1 ? parts[0] : Buffer.concat(parts), lines, totalBytes };
