@@ -735,6 +735,122 @@ async function quotaCost(): Promise<void> {
   }
 }
 
+interface WrkResult {
+  requests: number;
+  duration_us: number;
+  status_errors: number;
+  connect_errors: number;
+  read_errors: number;
+  write_errors: number;
+  timeouts: number;
+  p50_us: number;
+  p99_us: number;
+}
+
+/** One wrk run (1 thread, `connections` connections) against `url`; the token travels in the environment. */
+function wrk(url: string, seconds: number, token?: string, connections = 64): Promise<WrkResult & { rps: number; non2xx: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', join(ROOT, 'bench', 'wrk-report.lua'), url], {
+      env: { ...process.env, FP_TOKEN: token ?? '' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      const line = /^WRK_JSON (.*)$/m.exec(out)?.[1];
+      if (code !== 0 || !line) return reject(new Error(`wrk exited ${code}: ${out.slice(-2000)}`));
+      const r = JSON.parse(line) as WrkResult;
+      const non2xx = r.status_errors + r.connect_errors + r.read_errors + r.write_errors + r.timeouts;
+      resolve({ ...r, rps: r.requests / (r.duration_us / 1e6), non2xx });
+    });
+  });
+}
+
+/**
+ * The API's read path under load (issue 15): wrk, 64 connections, 10 s each, against `/health`
+ * of the same instance in the same run as the baseline, with a tenant token (the admin token is
+ * never looked up). A finished job of 5,000 lines × 80 B, read whole by the real pipeline.
+ */
+async function readPath(): Promise<void> {
+  execFileSync('bash', [join(ROOT, 'scripts', 'ensure-wrk.sh')], { stdio: 'inherit' });
+  const seconds = QUICK ? 3 : 10;
+  const stack = await Stack.start(['api', 'runner', 'persister']);
+  try {
+    const made = await stack.json('POST', '/tokens', { tenant: 'bench', name: 'readpath' });
+    if (made.status !== 201) throw new Error(`token: ${JSON.stringify(made.body)}`);
+    const token: string = made.body.token;
+    const asTenant = (method: string, path: string, body?: unknown) =>
+      fetch(`${stack.baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    const line = '0123456789'.repeat(8).slice(0, 79);
+    const created = await asTenant('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', `yes ${line} | head -n 5000`] });
+    const { id } = (await created.json()) as { id: string };
+    await stack.waitTerminal(id);
+    // The job's last line stored: the reads below see the whole log.
+    await waitFor('the log stored', async () => {
+      const r = await asTenant('GET', `/jobs/${id}/output?tail=1`);
+      return r.ok && ((await r.json()) as { lines: number }).lines === 1 ? true : undefined;
+    });
+    // Only the API runs while wrk measures it.
+    await stack.stopService('runner');
+    await stack.stopService('persister');
+    const targets: [string, string, string | undefined][] = [
+      ['/health', '/health', undefined],
+      ['GET /jobs/:id', `/jobs/${id}`, token],
+      ['GET /jobs/:id/output?tail=100', `/jobs/${id}/output?tail=100`, token],
+      ['GET /jobs/:id/logs?limit=500', `/jobs/${id}/logs?limit=500`, token],
+    ];
+    const results: Record<string, Awaited<ReturnType<typeof wrk>>> = {};
+    for (const [name, path, tok] of targets) {
+      await wrk(`${stack.baseUrl}${path}`, 2, tok); // warm-up: JIT, pools, caches
+      results[name] = await wrk(`${stack.baseUrl}${path}`, seconds, tok);
+    }
+    const rss = rssMb(stack.pidOf('api'));
+    raw.readpath = { seconds, connections: 64, results, apiRssMbAfter: rss };
+    const health = results['/health'];
+    const goals: Record<string, { ratio: number; p99Ms?: number }> = {
+      'GET /jobs/:id': { ratio: 0.6, p99Ms: 50 },
+      'GET /jobs/:id/output?tail=100': { ratio: 0.6, p99Ms: 50 },
+      'GET /jobs/:id/logs?limit=500': { ratio: 0.2 },
+    };
+    rows.push({
+      measure: 'read path: /health (wrk, 64 connections, 1 thread)',
+      flashpods: `${fmt(health.rps)} req/s, p50 ${fmt(health.p50_us / 1000, 1)} ms, p99 ${fmt(health.p99_us / 1000, 1)} ms, ${health.non2xx} non-2xx`,
+      baseline: '(the baseline)',
+      ratio: '1',
+      target: 'no non-2xx',
+      met: health.non2xx === 0 ? 'yes' : 'no',
+    });
+    for (const [name, goal] of Object.entries(goals)) {
+      const r = results[name];
+      const ratio = r.rps / health.rps;
+      const p99 = r.p99_us / 1000;
+      rows.push({
+        measure: `read path: ${name} (wrk, ${seconds} s, 64 connections, tenant token)`,
+        flashpods: `${fmt(r.rps)} req/s, p50 ${fmt(r.p50_us / 1000, 1)} ms, p99 ${fmt(p99, 1)} ms, ${r.non2xx} non-2xx`,
+        baseline: `/health: ${fmt(health.rps)} req/s`,
+        ratio: fmt(ratio, 2),
+        target: `≥ ${goal.ratio}${goal.p99Ms ? `, p99 < ${goal.p99Ms} ms` : ''}, no non-2xx`,
+        met: ratio >= goal.ratio && (goal.p99Ms === undefined || p99 < goal.p99Ms) && r.non2xx === 0 ? 'yes' : 'no',
+      });
+    }
+    rows.push({
+      measure: 'read path: API RSS after the four runs',
+      flashpods: `${fmt(rss)} MB`,
+      baseline: '',
+      ratio: '',
+      target: '≤ 150 MB',
+      met: rss <= 150 ? 'yes' : 'no',
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
 function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const docker = execFileSync('docker', ['version', '--format', '{{.Server.Version}}']).toString().trim();
@@ -762,6 +878,7 @@ async function main(): Promise<Row[]> {
     ['fanout', fanout],
     ['quota', quotaCost],
     ['scale', scale],
+    ['readpath', readPath],
   ];
   for (const [name, step] of steps) {
     if (only && !only.includes(name)) continue;

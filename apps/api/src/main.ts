@@ -20,6 +20,8 @@ async function bootstrap(): Promise<void> {
   const logger = app.get(Logger);
   app.useLogger(logger);
   app.disable('x-powered-by');
+  // No ETag: Express hashed every body for it (a page of 500 lines, on every poll), and no client sends If-None-Match.
+  app.set('etag', false);
   app.use(apiMetrics.httpMiddleware);
   keepBullBoardOffline(app);
   // Helmet's defaults everywhere; Bull Board uses inline styles, and Swagger UI inline scripts.

@@ -99,7 +99,12 @@ export function loggerModuleParams(): Params {
       return typeof given === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(given) ? given : randomUUID();
     },
     autoLogging: { ignore: (req: IncomingMessage) => /^\/(health|ready|metrics)(?:[/?]|$)/.test(req.url ?? '') },
-    customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => (err || res.statusCode >= 500 ? 'error' : 'debug'),
+    // `silent` when the line would not be printed anyway: pino-http then skips building it (its
+    // bindings, serialisers and message), which under load cost more than the request's query.
+    customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => {
+      const level = err || res.statusCode >= 500 ? 'error' : 'debug';
+      return serviceLogger().isLevelEnabled(level) ? level : 'silent';
+    },
     customProps: (req: IncomingMessage) => {
       const jobId = JOB_IN_URL.exec(req.url ?? '')?.[1];
       return jobId ? { job_id: jobId.toLowerCase() } : {};

@@ -50,8 +50,17 @@ export function redisKeys(prefix: string, options: { cluster?: boolean } = {}) {
     runnerSuspect: (runnerId: string) => `${prefix}:suspect:${runnerId}`,
     /** Totals and last run of one janitor sweep (a hash). */
     janitorStats: (sweep: string) => `${prefix}:janitor:${sweep}`,
-    /** Requests of one token in one rate-limit window. */
-    rateLimit: (tokenId: string, window: number) => `${prefix}:rl:${tokenId}:${window}`,
+    /**
+     * Requests of one token in one rate-limit window. The token id is a hash tag: the token's
+     * mark below is in the same slot, and one script counts the request and reads the mark.
+     */
+    rateLimit: (tokenId: string, window: number) => `${prefix}:rl:{${tokenId}}:${window}`,
+    /**
+     * Whether an API instance may trust its cached lookup of a token: `live` (set, with a TTL,
+     * after Postgres said so) or `revoked` (set before a revocation commits, and never replaced).
+     * No mark, or `revoked`: the token is looked up in Postgres again.
+     */
+    tokenMark: (tokenId: string) => `${prefix}:token:{${tokenId}}`,
     /** A log ticket (by the SHA-256 of the ticket, hex): the job and caller it opens, with a TTL. */
     logTicket: (digestHex: string) => `${prefix}:ticket:${digestHex}`,
     /** Prefix BullMQ uses for its queues (a hash tag on a cluster, see above). */

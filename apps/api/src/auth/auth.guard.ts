@@ -39,20 +39,22 @@ export class AuthGuard implements CanActivate {
     if (req.query.access_token !== undefined) {
       throw ApiError.unauthorized('tokens are not accepted in the URL; send Authorization: Bearer, or use a ticket from POST /jobs/:id/logs/ticket');
     }
-    const caller = req.query.ticket !== undefined ? await this.byTicket(ctx, req) : await this.byBearer(req);
-    await this.limiter.check(caller.tokenId);
-    req.caller = caller;
+    req.caller = req.query.ticket !== undefined ? await this.byTicket(ctx, req) : await this.byBearer(req);
     return true;
   }
 
+  /** The token, checked and counted: one Redis round trip when its lookup is cached and marked `live`. */
   private async byBearer(req: AuthedRequest): Promise<Caller> {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
     const token = match?.[1];
     if (!token) throw ApiError.unauthorized('missing bearer token');
     if (token.length > 512) throw ApiError.unauthorized('invalid token');
-    const caller = await this.tokens.authenticate(token);
-    if (!caller) throw ApiError.unauthorized('invalid token');
-    return caller;
+    const auth = await this.tokens.authenticate(token);
+    if (!auth) throw ApiError.unauthorized('invalid token');
+    const taken = await this.limiter.take(auth.caller.tokenId);
+    if (!(await this.tokens.settle(token, auth, taken.live))) throw ApiError.unauthorized('invalid token');
+    this.limiter.assertWithin(taken);
+    return auth.caller;
   }
 
   private async byTicket(ctx: ExecutionContext, req: AuthedRequest): Promise<Caller> {
@@ -63,6 +65,7 @@ export class AuthGuard implements CanActivate {
     const caller = typeof ticket === 'string' ? await this.tickets.redeem(ticket, String(req.params.id)) : undefined;
     if (!caller) throw ApiError.unauthorized('invalid or expired ticket, or one for another job');
     if (!(await this.tokens.isLive(caller.tokenId))) throw ApiError.unauthorized('the token this ticket was issued with has been revoked');
+    this.limiter.assertWithin(await this.limiter.take(caller.tokenId));
     return caller;
   }
 }

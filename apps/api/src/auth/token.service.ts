@@ -1,9 +1,11 @@
 import { HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
-import { CONFIG, FlashpodsConfig } from '@flashpods/config';
+import { CONFIG, FlashpodsConfig, REDIS, REDIS_KEYS, RedisClient } from '@flashpods/config';
+import { RedisKeys } from '@flashpods/contracts';
 import { ApiTokenEntity } from '@flashpods/database';
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { DataSource, IsNull } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { ApiError } from '../common/api-error';
+import { pgPool, PgPool } from '../common/pg-pool';
 import { UUID } from '../common/uuid';
 import type { JsonSchema } from '../openapi/json-schema';
 import { Caller } from './auth.guard';
@@ -53,19 +55,65 @@ export function createTokenRequestSchema(): JsonSchema {
   };
 }
 
+/** How long a `live` mark lets the instances trust their cached lookups before Postgres is asked again. */
+const LIVE_MARK_SECONDS = 600;
+/** Cached lookups at most (the oldest is dropped first). */
+const CACHE_MAX = 10000;
+
+/**
+ * KEYS: the token's mark. ARGV: its TTL. Marks the token `live` unless a revocation has marked
+ * it `revoked` meanwhile (that mark is never replaced).
+ */
+const MARK_LIVE = `
+if redis.call('GET', KEYS[1]) == 'revoked' then return 0 end
+redis.call('SET', KEYS[1], 'live', 'EX', ARGV[1])
+return 1
+`;
+
+interface MarkCommand {
+  fpTokenMarkLive(mark: string, ttlSeconds: number): Promise<number>;
+}
+
+/** A token as it was looked up: `confirmed` when Postgres said it stands during this request. */
+export interface Authenticated {
+  caller: Caller;
+  confirmed: boolean;
+}
+
+/** What a cached lookup holds: what the digest belongs to, which never changes. Whether it still stands is not cached. */
+interface Known {
+  tokenId: string;
+  tenant: string;
+}
+
 /**
  * The admin token comes from the environment; tenant tokens are created by the admin, shown once
- * and stored as SHA-256 digests. Every request looks its token up (no cache), so a revoked token
- * stops working at once on every API instance.
+ * and stored as SHA-256 digests.
+ *
+ * Lookups are cached per instance (digest → token id and tenant), but a cached lookup is used only
+ * while the token's mark in Redis says `live`, and every request reads that mark in the same
+ * script that counts it for the rate limit (`RateLimiter.take`). A revocation marks the token
+ * `revoked` before it commits in Postgres and answers only after both: any request that reaches
+ * any instance after the answer finds no `live` mark and asks Postgres, which says revoked. No
+ * message has to reach the other instances first, so there is no window after the answer, and a
+ * Redis that lost its data (restart, failover) has lost the `live` marks too: lookups go back to
+ * Postgres. A lookup that read Postgres just before a revocation cannot mark the token `live`
+ * after it (`MARK_LIVE` refuses over `revoked`; a `live` set before it is overwritten).
  */
 @Injectable()
 export class TokenService {
   private readonly log = new Logger(TokenService.name);
   private readonly adminDigest: Buffer;
+  private readonly pool: PgPool;
+  private readonly redis: RedisClient & MarkCommand;
+  /** Keyed by the digest (binary string): never the token. */
+  private readonly known = new Map<string, Known>();
 
   constructor(
     @Inject(CONFIG) config: FlashpodsConfig,
     private readonly ds: DataSource,
+    @Inject(REDIS) redis: RedisClient,
+    @Inject(REDIS_KEYS) private readonly keys: RedisKeys,
   ) {
     let admin = config.api.adminToken;
     if (!admin) {
@@ -75,22 +123,59 @@ export class TokenService {
       this.log.warn('FLASHPODS_ADMIN_TOKEN is not set: no admin token is accepted (set it, or use npm start, which generates one)');
     }
     this.adminDigest = digest(admin);
+    this.pool = pgPool(ds);
+    redis.defineCommand('fpTokenMarkLive', { numberOfKeys: 1, lua: MARK_LIVE });
+    this.redis = redis as RedisClient & MarkCommand;
   }
 
-  async authenticate(token: string): Promise<Caller | undefined> {
+  /**
+   * Who the token is, from the cache or Postgres; undefined for an unknown or revoked one. A
+   * cached answer (`confirmed: false`) still needs the token's `live` mark, or `confirm`.
+   */
+  async authenticate(token: string): Promise<Authenticated | undefined> {
     const d = digest(token);
-    if (timingSafeEqual(d, this.adminDigest)) return { tenant: ADMIN_TENANT, admin: true, tokenId: ADMIN_TOKEN_ID };
+    if (timingSafeEqual(d, this.adminDigest)) return { caller: { tenant: ADMIN_TENANT, admin: true, tokenId: ADMIN_TOKEN_ID }, confirmed: true };
     if (!TOKEN_SHAPE.test(token)) return undefined;
-    const found = await this.ds.getRepository(ApiTokenEntity).findOneBy({ tokenSha256: d, revokedAt: IsNull() });
-    if (!found || !timingSafeEqual(found.tokenSha256, d)) return undefined;
-    return { tenant: found.tenant, admin: false, tokenId: found.id };
+    const key = d.toString('latin1');
+    const known = this.known.get(key);
+    if (known) return { caller: { tenant: known.tenant, admin: false, tokenId: known.tokenId }, confirmed: false };
+    const { rows } = await this.pool.query<{ id: string; tenant: string; token_sha256: Buffer }>({
+      name: 'fp-token-by-digest',
+      text: 'SELECT id, tenant, token_sha256 FROM api_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL',
+      values: [d],
+    });
+    const found = rows[0];
+    if (!found || !timingSafeEqual(found.token_sha256, d)) return undefined;
+    if (this.known.size >= CACHE_MAX) this.known.delete(this.known.keys().next().value!);
+    this.known.set(key, { tokenId: found.id, tenant: found.tenant });
+    return { caller: { tenant: found.tenant, admin: false, tokenId: found.id }, confirmed: true };
+  }
+
+  /**
+   * Settles a lookup against the mark that `RateLimiter.take` read: true when the token stands.
+   * A cached lookup without a `live` mark asks Postgres; a token Postgres confirmed is marked
+   * `live` for the next requests (on every instance).
+   */
+  async settle(token: string, auth: Authenticated, live: boolean): Promise<boolean> {
+    if (auth.caller.admin || live) return true;
+    if (!auth.confirmed && !(await this.isLive(auth.caller.tokenId))) {
+      this.known.delete(digest(token).toString('latin1'));
+      return false;
+    }
+    await this.redis.fpTokenMarkLive(this.keys.tokenMark(auth.caller.tokenId), LIVE_MARK_SECONDS);
+    return true;
   }
 
   /** Whether the token a ticket was issued with still stands: a revocation ends its tickets too. */
   async isLive(tokenId: string): Promise<boolean> {
     if (tokenId === ADMIN_TOKEN_ID) return true;
     if (!UUID.test(tokenId)) return false;
-    return (await this.ds.getRepository(ApiTokenEntity).countBy({ id: tokenId, revokedAt: IsNull() })) === 1;
+    const { rowCount } = await this.pool.query({
+      name: 'fp-token-live',
+      text: 'SELECT 1 FROM api_tokens WHERE id = $1 AND revoked_at IS NULL',
+      values: [tokenId],
+    });
+    return rowCount === 1;
   }
 
   async create(tenant: unknown, name: unknown): Promise<TokenView & { token: string }> {
@@ -120,8 +205,14 @@ export class TokenService {
     return rows.map(view);
   }
 
+  /**
+   * Marks the token `revoked` in Redis, then revokes it in Postgres: from the answer on, no
+   * instance trusts a cached lookup of it (see the class). A failure between the two leaves a
+   * standing token that is only never cached again.
+   */
   async revoke(id: string): Promise<void> {
     if (!UUID.test(id)) throw new ApiError(HttpStatus.NOT_FOUND, 'token_not_found', 'token not found');
+    await this.redis.set(this.keys.tokenMark(id), 'revoked');
     const [, affected] = (await this.ds.query(
       'UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL',
       [id],

@@ -190,7 +190,7 @@ export class JobLogsController {
     const job = await this.jobs.get(id, req.caller);
     const n = parseTail(tail);
     assertLogsReadable(job);
-    const t = await this.logs.tail(job.id, n);
+    const t = await this.logs.tail(job.id, n, job.logKeep);
     return { output: t.data.toString('utf8'), lines: t.lines, truncated: job.logTruncated, total_bytes: t.totalBytes };
   }
 

@@ -85,10 +85,11 @@ export class JobLogsService {
    * The last `n` lines; an empty answer while the job has produced nothing yet. A running
    * `head_tail` job past its head has its newest lines in tail segments: they are read first
    * (newest segment first), then the log file for what they lack. `totalBytes` counts them all.
+   * A `head` job has none: its tail directory is not looked for.
    */
-  async tail(jobId: string, n: number): Promise<Tail> {
+  async tail(jobId: string, n: number, keep: LogKeep = LogKeep.HeadTail): Promise<Tail> {
     const files = [this.logPath(jobId)];
-    const listed = await listTailSegments(this.tailDir(jobId)).catch(() => undefined);
+    const listed = keep === LogKeep.HeadTail ? await listTailSegments(this.tailDir(jobId)).catch(() => undefined) : undefined;
     if (listed) files.push(...listed.segments.map((s) => s.log));
     const parts: Buffer[] = [];
     let lines = 0;
@@ -106,7 +107,7 @@ export class JobLogsService {
       } catch (err) {
         if (!isMissing(err)) throw err;
         // A segment removed meanwhile (rotated away, or composed into the log): read again.
-        if (i > 0) return this.tail(jobId, n);
+        if (i > 0) return this.tail(jobId, n, keep);
       }
     }
     return { data: parts.length === 1 ? parts[0] : Buffer.concat(parts), lines, totalBytes };
@@ -127,18 +128,26 @@ export class JobLogsService {
     let cursor = q.afterSeq;
     const needle = q.q?.toLowerCase();
     const gaps = new GapTracker(q.afterSeq);
+    const byIndex = q.stream !== undefined || q.level !== undefined || q.since !== undefined;
     for (let scanned = 0; logs.length < q.limit && scanned < SCAN_MAX; ) {
-      const records = await this.records(jobId, cursor, Math.min(2000, SCAN_MAX - scanned));
+      // Unfiltered, a page needs exactly the records it returns; a filter reads ahead in batches.
+      const want = byIndex || needle !== undefined ? 2000 : q.limit - logs.length;
+      const asked = Math.min(want, SCAN_MAX - scanned);
+      const records = await this.records(jobId, cursor, asked);
       if (records.length === 0) break;
       scanned += records.length;
-      const candidates = records.filter(
-        (r) =>
-          (q.stream === undefined || q.stream.includes(r.stream)) &&
-          (q.level === undefined || q.level.includes(r.level)) &&
-          (q.since === undefined || r.ts >= q.since),
-      );
+      const candidates = byIndex
+        ? records.filter(
+            (r) =>
+              (q.stream === undefined || q.stream.includes(r.stream)) &&
+              (q.level === undefined || q.level.includes(r.level)) &&
+              (q.since === undefined || r.ts >= q.since),
+          )
+        : records;
+      // Only `q` needs a line's text to decide: without it, no more lines are read than the page takes.
+      const reading = needle === undefined ? candidates.slice(0, q.limit - logs.length) : candidates;
       let reachedLimit = false;
-      for (const entry of await this.entries(jobId, candidates)) {
+      for (const entry of await this.entries(jobId, reading)) {
         if (needle !== undefined && !entry.line.toLowerCase().includes(needle)) continue;
         logs.push(entry);
         if (logs.length === q.limit) {
@@ -152,6 +161,8 @@ export class JobLogsService {
         if (r.seq > cursor) break;
         gaps.see(r);
       }
+      // Fewer than asked: the stored log ends here for now.
+      if (records.length < asked) break;
     }
     if (info.keep !== LogKeep.HeadTail) return { logs, nextAfterSeq: cursor };
     if (gaps.markerAt === cursor) {

@@ -10,10 +10,21 @@ export interface LogEntryView {
   line: string;
 }
 
+/** The last time formatted: the lines of a page mostly share their millisecond with the one before. */
+let lastTs = Number.NaN;
+let lastIso = '';
+function isoTime(ts: number): string {
+  if (ts !== lastTs) {
+    lastIso = new Date(ts).toISOString();
+    lastTs = ts;
+  }
+  return lastIso;
+}
+
 export function logEntryView(seq: number, ts: number, stream: LogStream, level: LogLevel, text: string): LogEntryView {
   return {
     seq,
-    ts: new Date(ts).toISOString(),
+    ts: isoTime(ts),
     stream: LOG_STREAM_NAMES[stream] ?? 'unknown',
     level: LOG_LEVEL_NAMES[level] ?? 'info',
     line: text,
