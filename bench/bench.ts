@@ -320,8 +320,9 @@ async function overhead(): Promise<void> {
       flashpods: `${fmt(median(fp))} ms`,
       baseline: `docker run --rm under the same polling: ${fmt(median(baseUnderPolling))} ms (alone: ${fmt(median(base))} ms, ratio to that ${fmt(median(fp) / median(base), 2)})`,
       ratio: fmt(ratio, 2),
-      target: '≤ 1.1',
-      met: ratio <= 1.1 ? 'yes' : 'no',
+      // Met only against docker run alone too: a user compares with docker run as they run it.
+      target: '≤ 1.1 (against docker run alone too)',
+      met: ratio <= 1.1 && median(fp) / median(base) <= 1.1 ? 'yes' : 'no',
     });
   } finally {
     await stack.stop();
