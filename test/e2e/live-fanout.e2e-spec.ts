@@ -122,7 +122,10 @@ describe('live logs: one reader per job, many viewers', () => {
     const p99 = [...latency].sort((x, y) => x - y)[Math.floor(latency.length * 0.99)];
     expect(p99).toBeLessThan(1000);
     const metrics = await (await fetch(`${stack.baseUrl}/metrics`)).text();
-    expect(Number(/^flashpods_api_sse_slow_clients_total\{reason="buffer"\} (\d+)$/m.exec(metrics)![1])).toBeGreaterThanOrEqual(1);
+    // It fell behind: its socket full (`buffer`), or, on a loaded machine, the stream trimmed before the feed read it (`trimmed`).
+    const slow = [...metrics.matchAll(/^flashpods_api_sse_slow_clients_total\{reason="(?:buffer|trimmed)"\} (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(slow).toHaveLength(2);
+    expect(slow[0] + slow[1]).toBeGreaterThanOrEqual(1);
     // What waits for the stalled client in the API is its buffer and one batch, not its 16 MB.
     expect(Number(/^flashpods_api_sse_clients (\d+)$/m.exec(metrics)![1])).toBe(1);
     expect(Number(/^flashpods_api_sse_buffered_bytes (\d+)$/m.exec(metrics)![1])).toBeLessThan(1.5 * 1024 * 1024);
@@ -143,6 +146,25 @@ describe('live logs: one reader per job, many viewers', () => {
     const seqs = [...dechunk(Buffer.concat(raw)).matchAll(/^id: (\d+)\nevent: line$/gm)].map((m) => Number(m[1]));
     expect(seqs).toEqual(range(stored.log.lines));
   }, 120000);
+
+  it('HEAD on a live stream answers its headers at once, with no body', async () => {
+    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo one; sleep 5'] })).body;
+    await waitFor('the job to run', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.status === 'running' ? true : undefined));
+    const { hostname, port } = new URL(stack.baseUrl);
+    const socket: Socket = connect(Number(port), hostname);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(`HEAD /jobs/${job.id}/logs/stream HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\nAuthorization: Bearer ${stack.token}\r\n\r\n`);
+    const raw: Buffer[] = [];
+    socket.on('data', (d: Buffer) => raw.push(d));
+    // The headers come at once (not when the job ends); then nothing more, for a while.
+    await waitFor('the headers', async () => (Buffer.concat(raw).includes('\r\n\r\n') ? true : undefined), 3000, 20);
+    await new Promise((r) => setTimeout(r, 1500));
+    socket.destroy();
+    const text = Buffer.concat(raw).toString('utf8');
+    expect(text).toMatch(/^HTTP\/1\.1 200/);
+    expect(text.toLowerCase()).toContain('content-type: text/event-stream');
+    expect(text.slice(text.indexOf('\r\n\r\n') + 4)).toBe('');
+  }, 60000);
 
   it('an HTTP/1.0 client (no chunked encoding) gets the same events, unframed, then the connection closes', async () => {
     const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'echo one; sleep 1; echo two'] })).body;

@@ -137,6 +137,12 @@ export class LogStreamService implements OnModuleDestroy {
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
+    // HEAD: the headers a GET would get, and no body (events go straight to the socket, which a
+    // response that must have no body would not stop).
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
     res.write('retry: 1000\n\n');
     let feed: JobFeed;
     if (done) {
