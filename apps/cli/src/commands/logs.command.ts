@@ -51,6 +51,10 @@ export async function logsCommand(ctx: CliContext, id: string, o: LogsOptions): 
       }
       if (page.next_after_seq <= cursor) break;
       cursor = page.next_after_seq;
+      // Following: a short page is the stored log's end for now; the live stream (which reconnects
+      // by itself) takes it from here. Paging on while a busy job keeps adding a line or two per
+      // page would never reach the stream, and a page request does not survive an API restart.
+      if (o.follow && page.logs.length < PAGE) break;
     }
     kept.forEach(print);
   }
