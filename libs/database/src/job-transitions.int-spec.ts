@@ -7,20 +7,20 @@ import { createDataSource, migrate, MIGRATIONS } from './data-source.factory';
 import { JobEntity } from './job.entity';
 import { claimJob, LogStats, transitionJob, transitionJobWithStats, writeLogStats } from './job-transitions';
 
+// One database world for both groups: the same set-up, made once.
+let world: TestWorld;
+let ds: DataSource;
+beforeAll(async () => {
+  world = await createTestWorld();
+  ds = await createDataSource(world.databaseUrl).initialize();
+  await migrate(ds);
+});
+afterAll(async () => {
+  await ds.destroy();
+  await world.dispose();
+});
+
 describe('transitionJob (real Postgres)', () => {
-  let world: TestWorld;
-  let ds: DataSource;
-
-  beforeAll(async () => {
-    world = await createTestWorld();
-    ds = await createDataSource(world.databaseUrl).initialize();
-    await migrate(ds);
-  });
-  afterAll(async () => {
-    await ds.destroy();
-    await world.dispose();
-  });
-
   it('runs migrations once when several services start at the same moment on a fresh database', async () => {
     const expected = MIGRATIONS.map((m) => m.name).sort();
     // Several rounds, each on its own empty database: without the lock the services race to
@@ -100,20 +100,8 @@ describe('transitionJob (real Postgres)', () => {
 });
 
 describe('claimJob and transitionJobWithStats (real Postgres)', () => {
-  let world: TestWorld;
-  let ds: DataSource;
   const stats = (lastSeq: number, over: Partial<LogStats> = {}): LogStats => ({
     bytes: lastSeq * 10, lines: lastSeq, truncated: false, lastSeq, linesLost: false, ...over,
-  });
-
-  beforeAll(async () => {
-    world = await createTestWorld();
-    ds = await createDataSource(world.databaseUrl).initialize();
-    await migrate(ds);
-  });
-  afterAll(async () => {
-    await ds.destroy();
-    await world.dispose();
   });
 
   it('claims a pending job and answers with the row as TypeORM reads it', async () => {
