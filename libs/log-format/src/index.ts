@@ -1,3 +1,4 @@
+export * from './bytes.util';
 export * from './time-prefix';
 export * from './line-framer';
 export * from './secret-masker';

@@ -1,4 +1,5 @@
 import { LogLevel, LogStream } from '@flashpods/contracts';
+import { viewOf } from './bytes.util';
 
 /**
  * One record per stored line, in the `{job_id}.idx` file beside `{job_id}.log`, in increasing seq.
@@ -27,13 +28,31 @@ export interface IndexRecord {
 }
 
 export function writeIndexRecord(r: IndexRecord, out: Buffer, at: number): void {
-  out.writeDoubleBE(r.seq, at);
-  out.writeDoubleBE(r.ts, at + 8);
-  out.writeDoubleBE(r.offset, at + 16);
-  out.writeUInt32BE(r.length, at + 24);
-  out.writeUInt8(r.stream, at + 28);
-  out.writeUInt8(r.level, at + 29);
-  out.writeUInt16BE(r.flags, at + 30);
+  setIndexRecord(viewOf(out), at, r.seq, r.ts, r.offset, r.length, r.stream, r.level, r.flags);
+}
+
+/**
+ * writeIndexRecord for a loop over many lines: the fields as arguments (no object per line) into
+ * a DataView made once over the output (big-endian, DataView's default).
+ */
+export function setIndexRecord(
+  view: DataView,
+  at: number,
+  seq: number,
+  ts: number,
+  offset: number,
+  length: number,
+  stream: LogStream,
+  level: LogLevel,
+  flags: number,
+): void {
+  view.setFloat64(at, seq);
+  view.setFloat64(at + 8, ts);
+  view.setFloat64(at + 16, offset);
+  view.setUint32(at + 24, length);
+  view.setUint8(at + 28, stream);
+  view.setUint8(at + 29, level);
+  view.setUint16(at + 30, flags);
 }
 
 export function readIndexRecord(buf: Buffer, at: number): IndexRecord {
