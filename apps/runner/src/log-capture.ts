@@ -37,8 +37,8 @@ export class LogCapture {
     let waits: Promise<void>[] | undefined;
     this.count.lines = 0;
     this.count.bytes = 0;
-    this.framers[stream].push(chunk, (line) => {
-      const w = this.emit(stream, line, ts);
+    this.framers[stream].push(chunk, (buf, start, end) => {
+      const w = this.emit(stream, buf, start, end, ts);
       if (w) (waits ??= []).push(w);
     });
     if (this.count.lines > 0) runnerMetrics.captured(stream, this.count.lines, this.count.bytes);
@@ -51,21 +51,23 @@ export class LogCapture {
     for (const stream of [LogStream.Stdout, LogStream.Stderr] as const) {
       this.count.lines = 0;
       this.count.bytes = 0;
-      this.framers[stream].flush((line) => void this.emit(stream, line, ts));
+      this.framers[stream].flush((buf, start, end) => void this.emit(stream, buf, start, end, ts));
       if (this.count.lines > 0) runnerMetrics.captured(stream, this.count.lines, this.count.bytes);
     }
     await this.publisher.flush();
   }
 
-  private emit(stream: Output, line: Buffer, ts: number): Promise<void> | undefined {
+  /** The line is `buf[start, end)`. */
+  private emit(stream: Output, buf: Buffer, start: number, end: number, ts: number): Promise<void> | undefined {
     if (this.skip[stream] > 0) {
       this.skip[stream]--;
       return undefined;
     }
     this.count.lines++;
-    this.count.bytes += line.length;
-    // The publisher copies the bytes into its chunk at once, so a view into the transport's
-    // buffer is safe to pass.
-    return this.publisher.line(stream, this.masker.mask(line), ts);
+    this.count.bytes += end - start;
+    // The publisher copies the bytes into its chunk at once, so the transport's buffer is safe to
+    // pass; with no secret to mask, as a range of it (no object per line).
+    if (this.masker.isEmpty) return this.publisher.line(stream, buf, ts, start, end);
+    return this.publisher.line(stream, this.masker.mask(buf.subarray(start, end)), ts);
   }
 }

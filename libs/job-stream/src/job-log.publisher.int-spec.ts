@@ -75,6 +75,23 @@ describe('JobLogPublisher (real Redis)', () => {
     expect(checks).toBeGreaterThan(20);
   });
 
+  it('ships a line given as a range of a larger buffer as exactly those bytes, and counts only them against the cap', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId, { logMaxBytes: 3 * storedLineBytes(5) });
+    const read = Buffer.from('xxalpha\nbravo\ncharlie\ndelta\n');
+    // As the runner's framer hands lines on: ranges of the transport's buffer, not copies.
+    let start = 2;
+    for (let nl = read.indexOf(0x0a, start); nl !== -1; start = nl + 1, nl = read.indexOf(0x0a, start)) {
+      pub.line(LogStream.Stdout, read, 1700000000000, start, nl);
+    }
+    read.fill(0x3f); // the publisher copied the bytes at once: changing the buffer changes nothing shipped
+    await pub.flush();
+    const lines = await onStream(jobId);
+    // alpha + bravo fit (2 × 21 bytes of a cap of 63), charlie (23) would pass it: the marker.
+    expect(lines.map((l) => l.text.toString())).toEqual(['alpha', 'bravo', `[TRUNCATED - log exceeded ${3 * storedLineBytes(5)} bytes limit]`]);
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: 3, stdout: 4, bytes: 2 * storedLineBytes(5) + storedLineBytes(7), truncated: true });
+  });
+
   it('applies the cap at the source: the marker replaces the line that would pass it, later lines are dropped', async () => {
     const jobId = randomUUID();
     const pub = await publisherFor(jobId, { logMaxBytes: 1024, chunkMaxBytes: 4096 });

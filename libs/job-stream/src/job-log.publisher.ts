@@ -1,5 +1,5 @@
 import { isTerminal, LogKeep, LogStream, RedisKeys, StatusEvent } from '@flashpods/contracts';
-import { LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText } from '@flashpods/log-format';
+import { LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText, viewOf } from '@flashpods/log-format';
 import type { Cluster, Redis } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { FENCE_KEEP_SECONDS, fenced, FencedError, isFenced } from './stream-fence';
@@ -125,6 +125,8 @@ interface Chunk {
 export class JobLogPublisher {
   /** Lines are encoded straight into this buffer as they come: no copy or object per line. */
   private buf: Buffer;
+  /** Over `buf`, for the line headers: a DataView's stores compile to a store, Buffer's writers check and loop. */
+  private view: DataView;
   private bufLen = 0;
   private bufCount = 0;
   private bufFirstSeq = 0;
@@ -161,6 +163,7 @@ export class JobLogPublisher {
     this.queued = { ...progress };
     this.acked = { ...progress };
     this.buf = Buffer.allocUnsafe(settings.chunkMaxBytes);
+    this.view = viewOf(this.buf);
   }
 
   /** The fence token this publisher writes with. */
@@ -199,14 +202,15 @@ export class JobLogPublisher {
    * ones are dropped (the workload keeps running and its output keeps being drained). For
    * `head_tail` every line is shipped: the persister keeps the head and the tail.
    */
-  line(stream: LogStream, text: Buffer, ts: number): Promise<void> | undefined {
-    return this.add(stream, text, ts, false);
+  line(stream: LogStream, text: Buffer, ts: number, start = 0, end = text.length): Promise<void> | undefined {
+    return this.add(stream, text, start, end, ts, false);
   }
 
   /** Queues a lifecycle line and ships it with everything before it. */
   system(text: string, ts = Date.now()): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    void this.add(SYSTEM, Buffer.from(text), ts, false);
+    const bytes = Buffer.from(text);
+    void this.add(SYSTEM, bytes, 0, bytes.length, ts, false);
     return this.flush();
   }
 
@@ -222,7 +226,8 @@ export class JobLogPublisher {
   gap(text: string, ts = Date.now()): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     this.send();
-    void this.add(SYSTEM, Buffer.from(text), ts, true);
+    const bytes = Buffer.from(text);
+    void this.add(SYSTEM, bytes, 0, bytes.length, ts, true);
     return this.flush();
   }
 
@@ -250,14 +255,14 @@ export class JobLogPublisher {
 
   /**
    * Queues a line (see `line()`); a `gap` line flags its chunk, unless the cap turned it into the
-   * marker. Returns what the caller must wait for.
+   * marker. The line is `text[start, end)`. Returns what the caller must wait for.
    */
-  private add(stream: LogStream, text: Buffer, ts: number, gap: boolean): Promise<void> | undefined {
+  private add(stream: LogStream, text: Buffer, start: number, end: number, ts: number, gap: boolean): Promise<void> | undefined {
     if (this.failure) throw this.failure;
     let full = false;
     // A chunk that cannot take this line (or the marker, if it becomes one) goes first, with the
     // counters as they are before this line: its recorded progress must not include it.
-    if (this.bufCount > 0 && this.bufLen + HEADER_BYTES + text.length + MARKER_ROOM > this.buf.length) {
+    if (this.bufCount > 0 && this.bufLen + HEADER_BYTES + (end - start) + MARKER_ROOM > this.buf.length) {
       this.send();
       full = true;
     }
@@ -266,16 +271,18 @@ export class JobLogPublisher {
     else if (stream === STDERR) q.stderr++;
     if (stream !== SYSTEM) q.ts = ts;
     if (q.truncated) return this.waitFor(full);
-    const size = storedBytes(text.length);
+    const size = storedBytes(end - start);
     if (this.settings.logKeep !== HEAD_TAIL && q.bytes + size > this.settings.logMaxBytes) {
       q.truncated = true;
       stream = SYSTEM;
       text = Buffer.from(truncationMarkerText(this.settings.logMaxBytes));
+      start = 0;
+      end = text.length;
       gap = false;
     }
     q.bytes += size;
     q.seq++;
-    this.encode(q.seq, ts, stream, text);
+    this.encode(q.seq, ts, stream, text, start, end);
     if (gap) this.bufGap = true;
     if (this.bufLen + HEADER_BYTES + MARKER_ROOM >= this.buf.length) {
       this.send();
@@ -348,22 +355,26 @@ export class JobLogPublisher {
     return run;
   }
 
-  /** Appends one line (chunk codec format) to the chunk being built; `line()` made room. */
-  private encode(seq: number, ts: number, stream: LogStream, text: Buffer): void {
-    const need = HEADER_BYTES + text.length;
+  /** Appends one line, `text[start, end)` (chunk codec format), to the chunk being built; `line()` made room. */
+  private encode(seq: number, ts: number, stream: LogStream, text: Buffer, start: number, end: number): void {
+    const len = end - start;
+    const need = HEADER_BYTES + len;
     if (this.bufLen + need > this.buf.length) {
       // Only a line longer than a whole chunk gets here, into an empty chunk of its own size.
       const bigger = Buffer.allocUnsafe(this.bufLen + need + MARKER_ROOM);
       this.buf.copy(bigger, 0, 0, this.bufLen);
       this.buf = bigger;
+      this.view = viewOf(bigger);
     }
     if (this.bufCount === 0) this.bufFirstSeq = seq;
-    const b = this.buf;
     const at = this.bufLen;
-    b[at] = stream;
-    b.writeDoubleBE(ts, at + 1);
-    b.writeUInt32BE(text.length, at + 9);
-    text.copy(b, at + HEADER_BYTES);
+    const v = this.view;
+    v.setUint8(at, stream);
+    v.setFloat64(at + 1, ts);
+    v.setUint32(at + 9, len);
+    // set() from a plain Uint8Array view: copy()'s argument checks and a Buffer's subarray (built
+    // through its species) cost more than the copy of a short line.
+    this.buf.set(start === 0 && end === text.length ? text : new Uint8Array(text.buffer, text.byteOffset + start, len), at + HEADER_BYTES);
     this.bufLen = at + need;
     this.bufCount++;
   }
@@ -380,6 +391,7 @@ export class JobLogPublisher {
       gap: this.bufGap,
     };
     this.buf = this.pool.pop() ?? Buffer.allocUnsafe(this.settings.chunkMaxBytes);
+    this.view = viewOf(this.buf);
     this.lastTakenAt = performance.now();
     this.bufLen = 0;
     this.bufCount = 0;

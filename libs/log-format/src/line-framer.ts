@@ -21,7 +21,11 @@ export interface CutGuard {
  * size, each cut on a character boundary; nothing is dropped. `\r`, ANSI codes and invalid UTF-8
  * pass through untouched. Emitted lines exclude the `\n`. A `guard` (the job's SecretMasker) keeps
  * a split from cutting a secret in two, where neither piece would be masked.
+ * A line is handed on as `buf[start, end)`: in the common case a range of the chunk pushed, with no
+ * object made for it. The bytes are valid only during the call.
  */
+export type OnLine = (buf: Buffer, start: number, end: number) => void;
+
 export class LineFramer {
   private parts: Buffer[] = [];
   private pendingBytes = 0;
@@ -31,7 +35,7 @@ export class LineFramer {
     private readonly guard?: CutGuard,
   ) {}
 
-  push(chunk: Buffer, onLine: (line: Buffer) => void): void {
+  push(chunk: Buffer, onLine: OnLine): void {
     let start = 0;
     while (start < chunk.length) {
       const nl = chunk.indexOf(NEWLINE, start);
@@ -40,26 +44,26 @@ export class LineFramer {
         return;
       }
       if (this.pendingBytes === 0 && nl - start <= this.maxLineBytes) {
-        // The common case, a whole line inside the chunk: handed on as a view, nothing buffered.
-        onLine(chunk.subarray(start, nl));
+        // The common case, a whole line inside the chunk: handed on as a range, nothing buffered.
+        onLine(chunk, start, nl);
       } else {
         this.append(chunk.subarray(start, nl), onLine);
-        onLine(this.take());
+        emit(this.take(), onLine);
       }
       start = nl + 1;
     }
   }
 
   /** Emits a final line that had no newline, if any. */
-  flush(onLine: (line: Buffer) => void): void {
-    if (this.pendingBytes > 0) onLine(this.take());
+  flush(onLine: OnLine): void {
+    if (this.pendingBytes > 0) emit(this.take(), onLine);
   }
 
   get bufferedBytes(): number {
     return this.pendingBytes;
   }
 
-  private append(piece: Buffer, onLine: (line: Buffer) => void): void {
+  private append(piece: Buffer, onLine: OnLine): void {
     if (piece.length === 0) return;
     if (this.pendingBytes + piece.length <= this.maxLineBytes) {
       this.parts.push(piece);
@@ -71,7 +75,7 @@ export class LineFramer {
       let cut = utf8SafeCut(buf, this.maxLineBytes);
       // 0: a secret longer than a whole piece starts here; it is split anyway (nothing is dropped).
       cut = this.guard?.safeCut(buf, cut) || cut;
-      onLine(buf.subarray(0, cut));
+      onLine(buf, 0, cut);
       buf = buf.subarray(cut);
     }
     if (buf.length > 0) {
@@ -87,4 +91,8 @@ export class LineFramer {
     this.pendingBytes = 0;
     return line;
   }
+}
+
+function emit(line: Buffer, onLine: OnLine): void {
+  onLine(line, 0, line.length);
 }
