@@ -15,6 +15,7 @@ import {
   TailHead,
   truncationMarkerText,
   setIndexRecord,
+  bytesOf,
   viewOf,
 } from '@flashpods/log-format';
 import { constants } from 'node:fs';
@@ -314,8 +315,7 @@ export class LogFileWriter {
         }
         if (phase === 'tail') {
           this.prefix.write(ts, outView, o);
-          // A plain Uint8Array view to copy from: a Buffer's subarray is built through its species, at twice the cost.
-          out.set(new Uint8Array(data.buffer, data.byteOffset + start, len), o + PREFIX_BYTES);
+          out.set(bytesOf(data, start, at), o + PREFIX_BYTES);
           out[o + length - 1] = 0x0a;
           const level = levelOf(stream, data, start, at);
           tailLines.push({ seq, ts, offset: o, length, stream, level, flags: 0 });
@@ -338,7 +338,7 @@ export class LogFileWriter {
           phase = 'closed';
           marker = true;
         } else {
-          out.set(new Uint8Array(data.buffer, data.byteOffset + start, len), o + PREFIX_BYTES);
+          out.set(bytesOf(data, start, at), o + PREFIX_BYTES);
           level = levelOf(stream, data, start, at);
         }
         out[o + length - 1] = 0x0a;

@@ -13,6 +13,8 @@ import {
   TailHead,
   tailDirName,
   TIME_PREFIX_BYTES,
+  setIndexRecord,
+  viewOf,
   writeIndexRecord,
 } from '@flashpods/log-format';
 import { randomBytes } from 'node:crypto';
@@ -177,8 +179,10 @@ export class TailSegments {
       let runBytes = 0;
       while (j < lines.length && j - i < COPY_RECORDS && seg.bytes + runBytes < this.segmentBytes) runBytes += lines[j++].length;
       const base = lines[i].offset;
+      const view = viewOf(records);
       for (let k = i; k < j; k++) {
-        writeIndexRecord({ ...lines[k], offset: lines[k].offset - base + seg.bytes }, records, (k - i) * INDEX_RECORD_BYTES);
+        const l = lines[k];
+        setIndexRecord(view, (k - i) * INDEX_RECORD_BYTES, l.seq, l.ts, l.offset - base + seg.bytes, l.length, l.stream, l.level, l.flags);
       }
       const { log, index } = this.current!;
       try {
@@ -270,8 +274,9 @@ export class TailSegments {
         for (let r = first; r < seg.lines; r += COPY_RECORDS) {
           const block = await readRecords(index, r, Math.min(COPY_RECORDS, seg.lines - r));
           const out = Buffer.allocUnsafe(block.length * INDEX_RECORD_BYTES);
+          const view = viewOf(out);
           block.forEach((rec, k) =>
-            writeIndexRecord({ ...rec, offset: rec.offset - from + pos, flags: rec.flags | (truncated ? IndexFlags.Tail : 0) }, out, k * INDEX_RECORD_BYTES),
+            setIndexRecord(view, k * INDEX_RECORD_BYTES, rec.seq, rec.ts, rec.offset - from + pos, rec.length, rec.stream, rec.level, rec.flags | (truncated ? IndexFlags.Tail : 0)),
           );
           await writeAt(mainIndex, out, lines * INDEX_RECORD_BYTES);
           lines += block.length;

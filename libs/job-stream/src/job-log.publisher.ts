@@ -1,5 +1,5 @@
 import { isTerminal, LogKeep, LogStream, RedisKeys, StatusEvent } from '@flashpods/contracts';
-import { LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText, viewOf } from '@flashpods/log-format';
+import { bytesOf, LINE_HEADER_BYTES, storedLineBytes, truncationMarkerText, viewOf } from '@flashpods/log-format';
 import type { Cluster, Redis } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { FENCE_KEEP_SECONDS, fenced, FencedError, isFenced } from './stream-fence';
@@ -372,9 +372,7 @@ export class JobLogPublisher {
     v.setUint8(at, stream);
     v.setFloat64(at + 1, ts);
     v.setUint32(at + 9, len);
-    // set() from a plain Uint8Array view: copy()'s argument checks and a Buffer's subarray (built
-    // through its species) cost more than the copy of a short line.
-    this.buf.set(start === 0 && end === text.length ? text : new Uint8Array(text.buffer, text.byteOffset + start, len), at + HEADER_BYTES);
+    this.buf.set(bytesOf(text, start, end), at + HEADER_BYTES);
     this.bufLen = at + need;
     this.bufCount++;
   }
