@@ -172,6 +172,7 @@ export class TailSegments {
    */
   async append(data: Buffer, lines: readonly TailLine[]): Promise<void> {
     const records = Buffer.allocUnsafe(Math.min(lines.length, COPY_RECORDS) * INDEX_RECORD_BYTES);
+    const view = viewOf(records);
     for (let i = 0; i < lines.length; ) {
       let seg = this.segments[this.segments.length - 1];
       if (!seg || !this.current || seg.bytes >= this.segmentBytes) seg = await this.rotate(lines[i].seq, seg);
@@ -179,7 +180,6 @@ export class TailSegments {
       let runBytes = 0;
       while (j < lines.length && j - i < COPY_RECORDS && seg.bytes + runBytes < this.segmentBytes) runBytes += lines[j++].length;
       const base = lines[i].offset;
-      const view = viewOf(records);
       for (let k = i; k < j; k++) {
         const l = lines[k];
         setIndexRecord(view, (k - i) * INDEX_RECORD_BYTES, l.seq, l.ts, l.offset - base + seg.bytes, l.length, l.stream, l.level, l.flags);

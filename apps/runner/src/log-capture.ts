@@ -66,7 +66,7 @@ export class LogCapture {
     this.count.lines++;
     this.count.bytes += end - start;
     // The publisher copies the bytes into its chunk at once, so the transport's buffer is safe to
-    // pass; with no secret to mask, as a range of it (no object per line).
+    // pass; with no secret to mask, as a range of it (no Buffer made per line).
     if (this.masker.isEmpty) return this.publisher.line(stream, buf, ts, start, end);
     return this.publisher.line(stream, this.masker.mask(buf.subarray(start, end)), ts);
   }

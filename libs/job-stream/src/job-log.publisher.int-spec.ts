@@ -92,6 +92,20 @@ describe('JobLogPublisher (real Redis)', () => {
     expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: 3, stdout: 4, bytes: 2 * storedLineBytes(5) + storedLineBytes(7), truncated: true });
   });
 
+  it('refuses a range outside the buffer it names before counting anything, at each edge', async () => {
+    const jobId = randomUUID();
+    const pub = await publisherFor(jobId);
+    const text = Buffer.from('abcd');
+    expect(() => pub.line(LogStream.Stdout, text, 1700000000000, 0, 5)).toThrow(RangeError); // one past the end
+    expect(() => pub.line(LogStream.Stdout, text, 1700000000000, 3, 2)).toThrow(RangeError); // start after end
+    expect(() => pub.line(LogStream.Stdout, text, 1700000000000, -1, 2)).toThrow(RangeError);
+    pub.line(LogStream.Stdout, text, 1700000000000, 0, 4); // the whole buffer: the edge that is allowed
+    pub.line(LogStream.Stdout, text, 1700000000000, 4, 4); // an empty line at its end
+    await pub.flush();
+    expect((await onStream(jobId)).map((l) => [l.seq, l.text.toString()])).toEqual([[1, 'abcd'], [2, '']]);
+    expect(parseProgress(await redis.hgetall(keys.jobProgress(jobId)))).toMatchObject({ seq: 2, stdout: 2 });
+  });
+
   it('applies the cap at the source: the marker replaces the line that would pass it, later lines are dropped', async () => {
     const jobId = randomUUID();
     const pub = await publisherFor(jobId, { logMaxBytes: 1024, chunkMaxBytes: 4096 });

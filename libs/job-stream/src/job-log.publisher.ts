@@ -203,6 +203,9 @@ export class JobLogPublisher {
    * `head_tail` every line is shipped: the persister keeps the head and the tail.
    */
   line(stream: LogStream, text: Buffer, ts: number, start = 0, end = text.length): Promise<void> | undefined {
+    // Checked before anything is counted: the copy reads the Buffer's memory without bounds of its
+    // own (a range past its end would ship the bytes of the allocation pool beyond it).
+    if (!(0 <= start && start <= end && end <= text.length)) throw new RangeError(`line range [${start}, ${end}) outside a buffer of ${text.length} bytes`);
     return this.add(stream, text, start, end, ts, false);
   }
 

@@ -84,7 +84,6 @@ describe('LineFramer', () => {
   it('hands out a line that arrived in one chunk without copying it', () => {
     const chunk = Buffer.from('whole\n');
     const framer = new LineFramer(1024);
-    const lines: Buffer[] = [];
     const ranges: [Buffer, number, number][] = [];
     framer.push(chunk, (buf, start, end) => ranges.push([buf, start, end]));
     // A range of the chunk itself, not a copy from Node's buffer pool.
