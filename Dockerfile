@@ -19,7 +19,8 @@ COPY apps apps
 RUN NX_DAEMON=false NX_NO_CLOUD=true npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
-# NODE_OPTIONS: SERVICE_NODE_FLAGS (libs/config/src/service-node-flags.ts)
+# NODE_OPTIONS: SERVICE_NODE_FLAGS (libs/config/src/service-node-flags.ts); an API container
+# runs with API_NODE_FLAGS instead (docker-compose.yml sets them for the api service).
 ENV NODE_ENV=production LOG_DIR=/var/log/flashpods LOG_FORMAT=json NODE_OPTIONS=--max-semi-space-size=2
 WORKDIR /app
 COPY --from=build /app /app

@@ -85,14 +85,14 @@ if (!env.RUNNER_EXECUTOR) {
 }
 
 // Required from its own file: the package index would load Nest, zod and ioredis into this launcher.
-const { SERVICE_NODE_FLAGS } = require(join(root, 'libs', 'config', 'dist', 'service-node-flags.js'));
+const { serviceNodeFlags } = require(join(root, 'libs', 'config', 'dist', 'service-node-flags.js'));
 
 // Migrate once before the services start (they would also do it, under an advisory lock).
 runQuiet('node', [join(root, 'libs', 'database', 'dist', 'migrate.cli.js')], env);
 
 const children = services.map((s) => {
   const childEnv = metricsPort[s] ? { ...env, METRICS_PORT: String(metricsPort[s]) } : env;
-  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, join(root, 'apps', s, 'dist', 'main.js')], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...serviceNodeFlags(s), join(root, 'apps', s, 'dist', 'main.js')], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = `${s.padEnd(9)}| `;
   const relay = (stream) => (chunk) => {
     for (const line of chunk.toString().split('\n')) if (line) stream.write(prefix + line + '\n');

@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { SERVICE_NODE_FLAGS } from '@flashpods/config';
+import { serviceNodeFlags } from '@flashpods/config';
 import { ContractViolation, OpenApiContract } from './openapi-contract';
 import { createTestWorld, FatalProbeError, TestWorld, waitFor } from './test-env';
 
@@ -79,7 +79,7 @@ export class Stack {
   startService(service: ServiceName, name: string = service, env: Record<string, string> = {}): ChildProcess {
     // FLASHPODS_SERVICE_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): for profiling a bench run.
     const nodeArgs = process.env.FLASHPODS_SERVICE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-    const proc = spawn(process.execPath, [...SERVICE_NODE_FLAGS, ...nodeArgs, join(ROOT, 'apps', service, 'dist', 'main.js')], {
+    const proc = spawn(process.execPath, [...serviceNodeFlags(service), ...nodeArgs, join(ROOT, 'apps', service, 'dist', 'main.js')], {
       env: { ...process.env, ...this.world.env, RUNNER_ID: `${name}-${this.world.id}`, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
-import { preflight } from '@flashpods/config';
+import { preflight, requestLogger, serviceLogger } from '@flashpods/config';
 import { Logger } from 'nestjs-pino';
 import helmet from 'helmet';
 import { ApiModule } from './api.module';
@@ -19,6 +19,8 @@ async function bootstrap(): Promise<void> {
   });
   const logger = app.get(Logger);
   app.useLogger(logger);
+  // First, so that every request is logged and has its id, whichever middleware answers it.
+  app.use(requestLogger(serviceLogger()));
   app.disable('x-powered-by');
   // No ETag: Express hashed every body for it (a page of 500 lines, on every poll), and no client sends If-None-Match.
   app.set('etag', false);

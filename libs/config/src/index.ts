@@ -5,5 +5,6 @@ export * from './redis.factory';
 export * from './config.module';
 export * from './service-bootstrap';
 export * from './service-logger';
+export * from './request-logger';
 export * from './metrics-endpoint';
 export * from './service-node-flags';

@@ -1,16 +1,12 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pino, { DestinationStream, Logger as Pino } from 'pino';
 import pretty from 'pino-pretty';
-import type { Options as PinoHttpOptions } from 'pino-http';
 import type { Params } from 'nestjs-pino';
 import { FlashpodsConfig } from './flashpods.config';
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 /** `job <uuid>` in a message: how every service has always named the job a line is about. */
 const JOB_IN_MESSAGE = new RegExp(`\\bjob (${UUID})\\b`, 'i');
-const JOB_IN_URL = new RegExp(`^/jobs/(${UUID})(?:[/?]|$)`, 'i');
 /** Query parameters that carry a credential (a log ticket); `access_token` is refused, but may be sent. */
 const SECRET_QUERY = /([?&](?:ticket|access_token|token)=)[^&]*/gi;
 /** Nest's own start-up chatter (one line per module and per route): kept for LOG_LEVEL=debug. */
@@ -85,38 +81,10 @@ export function serviceLogger(): Pino {
 }
 
 /**
- * nestjs-pino's parameters: Nest's loggers write through the process logger; HTTP requests (the
- * API) are logged once each when they end, at `debug` (`error` for a 5xx), with method, path
- * (credentials redacted), status, duration and `job_id`; never headers (the Authorization header
- * holds a token). Health, readiness and metrics probes are not logged.
+ * nestjs-pino's parameters: Nest's loggers write through the process logger. nestjs-pino mounts
+ * no middleware (`forRoutes: []`): the API logs its requests with `requestLogger`
+ * (request-logger.ts), which also gives each request the log context nestjs-pino would have.
  */
 export function loggerModuleParams(): Params {
-  const http: PinoHttpOptions = {
-    logger: serviceLogger(),
-    quietReqLogger: true,
-    genReqId: (req: IncomingMessage) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(given) ? given : randomUUID();
-    },
-    autoLogging: { ignore: (req: IncomingMessage) => /^\/(health|ready|metrics)(?:[/?]|$)/.test(req.url ?? '') },
-    // `silent` when the line would not be printed anyway: pino-http then skips building it (its
-    // bindings, serialisers and message), which under load cost more than the request's query.
-    customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => {
-      const level = err || res.statusCode >= 500 ? 'error' : 'debug';
-      return serviceLogger().isLevelEnabled(level) ? level : 'silent';
-    },
-    customProps: (req: IncomingMessage) => {
-      const jobId = JOB_IN_URL.exec(req.url ?? '')?.[1];
-      return jobId ? { job_id: jobId.toLowerCase() } : {};
-    },
-    customSuccessMessage: (req: IncomingMessage, res: ServerResponse, ms: number) =>
-      `${req.method} ${redactUrl(req.url ?? '')} ${res.statusCode} in ${Math.round(ms)} ms`,
-    customErrorMessage: (req: IncomingMessage, res: ServerResponse, err: Error) =>
-      `${req.method} ${redactUrl(req.url ?? '')} ${res.statusCode}: ${err.message}`,
-    serializers: {
-      req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
-      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-    },
-  };
-  return { pinoHttp: http };
+  return { pinoHttp: { logger: serviceLogger() }, useExisting: true, forRoutes: [] };
 }

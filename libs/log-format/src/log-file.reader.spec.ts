@@ -2,7 +2,7 @@ import { LogLevel, LogStream } from '@flashpods/contracts';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readIndexAfter, readLinesOf } from './log-file.reader';
+import { readIndexAfter, readLinesOf, readSpanOf } from './log-file.reader';
 import { INDEX_RECORD_BYTES, IndexRecord, writeIndexRecord } from './log-index';
 
 /** Open file descriptors of this process: a reader must close what it opens. */
@@ -82,6 +82,16 @@ describe('log file reader', () => {
       expect((await readLinesOf(logPath, records)).map(String)).toEqual(texts);
       expect((await readLinesOf(logPath, records.slice(2, 4))).map(String)).toEqual(texts.slice(2, 4));
       expect((await readLinesOf(logPath, [records[4]])).map(String)).toEqual([texts[4]]);
+    });
+
+    it('readSpanOf: the same bytes in one buffer, each record at its offset less the first one', async () => {
+      expect((await readSpanOf(logPath, [])).length).toBe(0);
+      const span = await readSpanOf(logPath, records.slice(1, 4));
+      expect(span.toString()).toBe(texts.slice(1, 4).join(''));
+      const from = records[1].offset;
+      expect(records.slice(1, 4).map((r) => span.toString('utf8', r.offset - from, r.offset - from + r.length))).toEqual(texts.slice(1, 4));
+      const beyond = { ...records[4], offset: records[4].offset + 10 };
+      await expect(readSpanOf(logPath, [records[3], beyond])).rejects.toThrow(`short read of ${logPath}`);
     });
 
     it('refuses records that point past the end of the file', async () => {

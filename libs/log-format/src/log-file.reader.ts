@@ -55,6 +55,17 @@ async function firstRecordAfter(fh: FileHandle, total: number, afterSeq: number)
 export async function readLinesOf(logPath: string, records: readonly IndexRecord[]): Promise<Buffer[]> {
   if (records.length === 0) return [];
   const from = records[0].offset;
+  const buf = await readSpanOf(logPath, records);
+  return records.map((r) => buf.subarray(r.offset - from, r.offset - from + r.length));
+}
+
+/**
+ * The stored bytes of consecutive records in one buffer, in one read: record `r` is at
+ * `r.offset - records[0].offset`. What `readLinesOf` reads, without a buffer per line.
+ */
+export async function readSpanOf(logPath: string, records: readonly IndexRecord[]): Promise<Buffer> {
+  if (records.length === 0) return Buffer.alloc(0);
+  const from = records[0].offset;
   const last = records[records.length - 1];
   const to = last.offset + last.length;
   const fh = await open(logPath, 'r');
@@ -62,7 +73,7 @@ export async function readLinesOf(logPath: string, records: readonly IndexRecord
     const buf = Buffer.allocUnsafe(to - from);
     const { bytesRead } = await fh.read(buf, 0, buf.length, from);
     if (bytesRead !== buf.length) throw new Error(`short read of ${logPath}`);
-    return records.map((r) => buf.subarray(r.offset - from, r.offset - from + r.length));
+    return buf;
   } finally {
     await fh.close();
   }

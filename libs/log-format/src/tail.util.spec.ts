@@ -39,6 +39,33 @@ describe('readTail', () => {
     expect(t2.data.toString()).toBe(`${long}\nlast\n`);
   });
 
+  it('finds a newline on either side of the first block read (16 KiB from the end) and of the next ones', async () => {
+    // The last `n` complete lines, the slow way.
+    const naive = (text: string, n: number) => {
+      const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+      const lines = complete.split('\n').slice(0, -1);
+      return lines.slice(Math.max(0, lines.length - n)).map((l) => `${l}\n`).join('');
+    };
+    for (const fromEnd of [16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 80 * 1024, 80 * 1024 + 1]) {
+      for (const last of ['z\n', 'z\npartial']) {
+        // A newline `fromEnd` bytes before the end: the first byte of a block, or the last of the one before.
+        const text = `${'a'.repeat(50)}\n${'b'.repeat(200 * 1024 - fromEnd - 52)}\n${'c'.repeat(fromEnd - 1 - last.length)}${last}`;
+        expect(text.length - text.indexOf('\n', 51)).toBe(fromEnd);
+        const path = await fileWith(text);
+        for (const n of [1, 2, 3, 4]) {
+          const t = await readTail(path, n);
+          expect(t.data.toString()).toBe(naive(text, n));
+          expect(t.totalBytes).toBe(text.length);
+        }
+      }
+    }
+    // An empty line whose two newlines are the first two bytes of the first block.
+    const text = `${'a'.repeat(100)}\n\n${'c'.repeat(16 * 1024 - 5)}\nz\n`;
+    expect(text.slice(text.length - 16 * 1024, text.length - 16 * 1024 + 3)).toBe('\n\nc');
+    const path = await fileWith(text);
+    for (const n of [2, 3, 4]) expect((await readTail(path, n)).data.toString()).toBe(naive(text, n));
+  });
+
   it('counts an empty first line and a newline at the very start of the file', async () => {
     const path = await fileWith('\na\n');
     expect(await readTail(path, 5)).toEqual({ data: Buffer.from('\na\n'), lines: 2, totalBytes: 3 });

@@ -7,8 +7,8 @@ interface RouteLayer {
 }
 
 /**
- * Whether an Express route answers every method Node knows: middleware Nest mounted with
- * `app.all` (the request logger, nestjs-pino), which Express 5 registers one method at a time.
+ * Whether an Express route answers every method Node knows: middleware of a Nest module, which
+ * Nest mounts with `app.all` on an exact path and Express 5 registers one method at a time.
  * No controller route does.
  */
 export function isCatchAllRoute(route: { _methods(): string[] }): boolean {

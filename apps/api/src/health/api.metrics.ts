@@ -88,7 +88,7 @@ export const apiMetrics = {
     const started = performance.now();
     res.once('finish', () => {
       // Set by Express on the request once a route matched (Nest's routes, Bull Board's router); a
-      // route for every method is the request logger's middleware, not a route of the API.
+      // route for every method is a Nest module's middleware, not a route of the API.
       const matched = req.route as { path?: unknown; _methods(): string[] } | undefined;
       const route = matched && typeof matched.path === 'string' && !isCatchAllRoute(matched) ? `${req.baseUrl}${matched.path}` : 'unmatched';
       const method = METHODS.has(req.method) ? req.method : 'other';

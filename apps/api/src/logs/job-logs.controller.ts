@@ -14,6 +14,7 @@ import { ApiError } from '../common/api-error';
 import { jobView } from '../jobs/job.view';
 import { JobsService } from '../jobs/jobs.service';
 import { JobLogsService, LogQuery } from './job-logs.service';
+import { logsPageBody } from './log-lines.json';
 import { LogStreamService } from './log-stream.service';
 import {
   ApiEmpty,
@@ -205,19 +206,21 @@ export class JobLogsController {
   @ApiQueryParams(LOGS_QUERY)
   @ApiJson(200, 'LogsPage', 'The lines, and the job.')
   @ApiErrors({ 400: ['invalid_request'] }, LOG_READ_ERRORS, AUTHENTICATED)
-  async query(@Param('id') id: string, @Query() query: Record<string, unknown>, @Req() req: AuthedRequest) {
+  async query(@Param('id') id: string, @Query() query: Record<string, unknown>, @Req() req: AuthedRequest, @Res() res: Response): Promise<void> {
     const job = await this.jobs.get(id, req.caller);
     const parsed = logsQuerySchema.safeParse(query);
     if (!parsed.success) throw ApiError.invalid(describeZodError(parsed.error));
     assertLogsReadable(job);
     const p = parsed.data;
     const q: LogQuery = { afterSeq: p.after_seq, limit: p.limit, stream: p.stream, level: p.level, since: p.since, q: p.q };
-    const { logs, nextAfterSeq, dropped } = await this.logs.query(job.id, q, {
+    const { logsJson, nextAfterSeq, dropped } = await this.logs.queryJson(job.id, q, {
       keep: job.logKeep,
       endedAtSeq: isTerminal(job.status) ? job.logLastSeq : undefined,
     });
     // `dropped` only on a page of a head_tail log that crosses its gap: a head log's answer is unchanged.
-    return dropped ? { logs, next_after_seq: nextAfterSeq, dropped, job: jobView(job) } : { logs, next_after_seq: nextAfterSeq, job: jobView(job) };
+    // The body `res.json` would send for `{logs, next_after_seq, dropped?, job}`, with its lines already JSON.
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.send(logsPageBody(logsJson, nextAfterSeq, dropped, jobView(job)));
   }
 
   /**

@@ -11,6 +11,7 @@ import {
   readIndexAfter,
   readIndexRecord,
   readLinesOf,
+  readSpanOf,
   readTail,
   Tail,
   tailDirName,
@@ -19,6 +20,7 @@ import {
 import { FileHandle, open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LogEntryView, logEntryView, storedLineText } from './log-entry.view';
+import { LogLinesJson } from './log-lines.json';
 
 export interface LogQuery {
   afterSeq: number;
@@ -176,6 +178,45 @@ export class JobLogsService {
       }
     }
     return gaps.dropped ? { logs, nextAfterSeq: cursor, dropped: gaps.dropped } : { logs, nextAfterSeq: cursor };
+  }
+
+  /**
+   * `query`'s page with its `logs` as JSON (an array of `LogEntryView`s, the bytes
+   * `JSON.stringify` makes of them). An unfiltered page of a `head` log, what every poll of a
+   * viewer or of `logs -f` asks, is written straight from the index and the stored lines, without
+   * an object or a string per line; any other page is `query`'s, serialised.
+   */
+  async queryJson(jobId: string, q: LogQuery, info: JobLogInfo = { keep: LogKeep.Head }): Promise<{ logsJson: Buffer; nextAfterSeq: number; dropped?: Dropped }> {
+    const filtered = q.stream !== undefined || q.level !== undefined || q.since !== undefined || q.q !== undefined;
+    if (filtered || info.keep === LogKeep.HeadTail) {
+      const page = await this.query(jobId, q, info);
+      const logsJson = Buffer.from(JSON.stringify(page.logs));
+      return page.dropped ? { logsJson, nextAfterSeq: page.nextAfterSeq, dropped: page.dropped } : { logsJson, nextAfterSeq: page.nextAfterSeq };
+    }
+    // As `query` reads such a page: the first `limit` records after the cursor, every one of them
+    // on the page (a `head` log has no tail segments), the cursor moved to the last.
+    let records: IndexRecord[];
+    try {
+      records = await readIndexAfter(this.indexPath(jobId), q.afterSeq, Math.min(q.limit, SCAN_MAX));
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      records = [];
+    }
+    let bytes = 0;
+    for (const r of records) bytes += r.length;
+    const out = new LogLinesJson(bytes + records.length * 96 + 2);
+    const log = this.logPath(jobId);
+    for (let i = 0; i < records.length; ) {
+      // A run of records stored one after the other, read at once (as `entries` reads them).
+      let j = i + 1;
+      while (j < records.length && records[j].offset === records[j - 1].offset + records[j - 1].length && j - i < 1000) j++;
+      const run = records.slice(i, j);
+      const span = await readSpanOf(log, run);
+      const from = run[0].offset;
+      for (const r of run) out.add(r.seq, r.ts, r.stream, r.level, span, r.offset - from + TIME_PREFIX_BYTES, r.offset - from + r.length - 1);
+      i = j;
+    }
+    return { logsJson: out.end(), nextAfterSeq: records.length ? records[records.length - 1].seq : q.afterSeq };
   }
 
   /**

@@ -13,7 +13,8 @@ export interface LogEntryView {
 /** The last time formatted: the lines of a page mostly share their millisecond with the one before. */
 let lastTs = Number.NaN;
 let lastIso = '';
-function isoTime(ts: number): string {
+/** A line's `ts` as the structured endpoints show it (ISO 8601, UTC, milliseconds). */
+export function isoTime(ts: number): string {
   if (ts !== lastTs) {
     lastIso = new Date(ts).toISOString();
     lastTs = ts;
