@@ -285,6 +285,73 @@ describe('JobFeed', () => {
     expect(res.events().seqs).toEqual(range(121, 310));
   });
 
+  it('lines the stream lost before the feed read them (stored, then trimmed) are read from the file once for the feed: its live clients stay live and get each line once, in order', async () => {
+    let stored = 0;
+    const { feed, attach, reads } = setup(() => stored);
+    const clients = Array.from({ length: 20 }, () => new FakeResponse());
+    clients.forEach((r) => attach(r));
+    await settle();
+    feed.push(range(1, 10).map(line));
+    reads.length = 0;
+    stored = 30; // the persister stored 11..30 and trimmed them before the feed's next read
+    feed.push(range(31, 35).map(line));
+    feed.push(range(36, 40).map(line));
+    await settle();
+    for (const r of clients) expect(r.events()).toEqual({ seqs: range(1, 40), others: [] });
+    expect(reads).toEqual([10]);
+    expect(feed.counters.overflows).toBe(0);
+    expect([...feed.clients].every((c) => c.live)).toBe(true);
+  });
+
+  it('what the stream brings while the lost lines are read waits its turn: lines, status and end keep their order', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const feed = new JobFeed(
+      'job',
+      async (after, max) => {
+        await released;
+        return range(after + 1, Math.min(30, after + max)).map(view);
+      },
+      { clientBufferBytes: 2000, ringLines: 50, ringBytes: 1e9, catchUpStallMs: 200 },
+      undefined,
+      (events) => Buffer.from(events),
+    );
+    const res = new FakeResponse();
+    const c = new FeedClient(feed, res as unknown as Response, 0, () => feed.remove(c), res);
+    feed.push(range(1, 10).map(line));
+    feed.add(c);
+    await settle();
+    expect(c.live).toBe(true);
+    feed.push(range(31, 32).map(line));
+    feed.statusChanged('running');
+    feed.push(range(33, 34).map(line));
+    feed.finish({ status: 'completed', exit_code: 0, error_code: null }, false);
+    await settle();
+    expect(res.events().seqs).toEqual(range(1, 10)); // nothing overtakes the lines being read
+    release();
+    await settle();
+    expect(res.events()).toEqual({ seqs: range(1, 34), others: ['status', 'end'] });
+    const at = (s: string) => res.received.indexOf(s);
+    expect(at('id: 32\n')).toBeLessThan(at('event: status'));
+    expect(at('event: status')).toBeLessThan(at('id: 33\n'));
+  });
+
+  it('head_tail: a live client past a gap the file does not close follows on after it', async () => {
+    const { feed, attach, reads } = setup(() => 10);
+    feed.gaps = true;
+    const res = new FakeResponse();
+    const c = attach(res);
+    await settle();
+    feed.push(range(1, 10).map(line));
+    feed.push(range(40, 45).map(line)); // 11..39 were dropped from the log's middle
+    await new Promise((r) => setTimeout(r, 400));
+    feed.push(range(46, 50).map(line));
+    await settle();
+    expect(res.events()).toEqual({ seqs: [...range(1, 10), ...range(40, 50)], others: [] });
+    expect(c.closed).toBe(false);
+    expect(reads.length).toBeGreaterThan(0);
+  });
+
   it('a client whose lines are neither in memory nor in the file is closed with a reason, its timer gone', async () => {
     const { feed, attach } = setup(() => 0);
     feed.push(range(500, 520).map(line));

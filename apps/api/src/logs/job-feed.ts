@@ -136,6 +136,8 @@ export class JobFeed {
   lastEntryAt = performance.now();
   /** The terminal entry has been read: the stream is not read any more; `end` waits for Postgres. */
   terminalSeen?: FeedEnd;
+  /** Set while lines the stream lost are read from the file: what the stream brings meanwhile, in order. */
+  private filling?: (() => void)[];
   /** Set while new lines wait for their coalesced write to the live clients. */
   private fanOutTimer?: NodeJS.Timeout;
   private lastFanOutAt = -Infinity;
@@ -221,10 +223,46 @@ export class JobFeed {
     void client.catchUp();
   }
 
-  /** New lines from the stream, in order. A jump past `lastSeq` (trimmed before we read it) restarts the ring. */
+  /**
+   * New lines from the stream, in order. A jump past `lastSeq` means the persister stored and
+   * trimmed lines before this feed read them (a busy API reads the stream later than the
+   * persister does): while a live client needs them, the feed reads them from the file once, and
+   * what arrives meanwhile waits its turn, so that its clients stay live, not each catching up on
+   * its own (measured: a thousand viewers fell behind together fifty times a minute). A gap the
+   * file does not close (a `head_tail` log's dropped lines) restarts the ring.
+   */
   push(lines: FeedLine[]): void {
+    if (this.filling) return void this.filling.push(() => this.push(lines));
     const fresh = lines.filter((l) => l.seq > this.lastSeq);
     if (fresh.length === 0) return;
+    const missing = fresh[0].seq - 1 - this.lastSeq;
+    if (missing > 0 && this.lastSeq > 0 && missing <= this.limits.ringLines && [...this.clients].some((c) => c.live)) return this.fill(fresh, missing);
+    this.append(fresh);
+  }
+
+  /** Reads the `missing` lines before `fresh` from the file into the ring, then applies `fresh` and what waited. */
+  private fill(fresh: FeedLine[], missing: number): void {
+    const waiting: (() => void)[] = [];
+    this.filling = waiting;
+    const from = this.lastSeq;
+    this.readFile(from, missing)
+      .catch(() => [] as LogEntryView[])
+      .then((entries) => {
+        this.filling = undefined;
+        const stored: FeedLine[] = [];
+        for (const e of entries) {
+          if (e.seq !== from + 1 + stored.length || e.seq >= fresh[0].seq) break;
+          stored.push({ seq: e.seq, event: lineEvent(e) });
+        }
+        if (stored.length) this.append(stored);
+        this.append(fresh);
+        while (waiting.length && !this.filling) waiting.shift()!();
+        // A later jump started a fill of its own: the rest waits behind it, still in order.
+        if (this.filling) (this.filling as (() => void)[]).push(...waiting);
+      });
+  }
+
+  private append(fresh: FeedLine[]): void {
     this.catchUpBatches.clear();
     if (fresh[0].seq !== this.lastSeq + 1) {
       this.storedThrough = Math.max(this.storedThrough, fresh[0].seq - 1);
@@ -291,6 +329,7 @@ export class JobFeed {
   }
 
   statusChanged(status: string): void {
+    if (this.filling) return void this.filling.push(() => this.statusChanged(status));
     if (this.status === status) return;
     // Lines still waiting for their write go first: the status comes after them on the stream.
     if (this.fanOutTimer) this.fanOut();
@@ -301,6 +340,7 @@ export class JobFeed {
 
   /** The job has ended: clients that have every line get `end`; the others get it when they do. */
   finish(end: FeedEnd, fileComplete: boolean): void {
+    if (this.filling) return void this.filling.push(() => this.finish(end, fileComplete));
     if (this.end) return;
     if (this.fanOutTimer) this.fanOut();
     this.end = end;
