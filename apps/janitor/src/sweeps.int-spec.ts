@@ -117,6 +117,38 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
     expect(await sweeps({ LOG_RETENTION_SECONDS: '60' }).ttl()).toEqual({ jobs: 0, files: 0, bytes: 0 });
   });
 
+  it('TTL over several batches (marked while the last one is deleted): every expired job cleaned once, its files gone, the counts exact', async () => {
+    // 2,345 expired jobs: two full batches of the sweep's 1,000 and a part one; 7 recent ones stay.
+    const expired: { id: string }[] = await ds.query(
+      `INSERT INTO jobs (id, tenant, status, image, timeout_seconds, limits, finished_at, log_bytes, log_lines)
+       SELECT gen_random_uuid(), 'admin', 'completed', 'x', 1, '{}', now() - interval '2 days' + g * interval '1 ms', 3, 1
+       FROM generate_series(1, 2345) g RETURNING id::text`,
+    );
+    const recent: { id: string }[] = await ds.query(
+      `INSERT INTO jobs (id, tenant, status, image, timeout_seconds, limits, finished_at, log_bytes, log_lines)
+       SELECT gen_random_uuid(), 'admin', 'failed', 'x', 1, '{}', now(), 3, 1 FROM generate_series(1, 7) RETURNING id::text`,
+    );
+    for (const { id } of [...expired, ...recent]) {
+      await writeFile(join(world.logDir, `${id}.log`), 'ab\n');
+      await writeFile(join(world.logDir, `${id}.idx`), Buffer.alloc(32));
+    }
+    expect(await sweeps({ LOG_RETENTION_SECONDS: '3600' }).ttl()).toEqual({ jobs: 2345, files: 2 * 2345, bytes: 2345 * (3 + 32) });
+    const left = (await readdir(world.logDir)).sort();
+    expect(left).toEqual(recent.flatMap(({ id }) => [`${id}.idx`, `${id}.log`]).sort());
+    const counts: { status: string; n: string }[] = await ds.query(`SELECT status, count(*)::text AS n FROM jobs GROUP BY status ORDER BY status`);
+    expect(counts).toEqual([{ status: 'cleaned', n: '2345' }, { status: 'failed', n: '7' }]);
+  });
+
+  it('TTL: a file it cannot delete fails the sweep with its error; the job stays marked (the orphan sweep takes its files), the rest of its batch deleted', async () => {
+    const jobs = [await jobWithLog(JobStatus.Completed, ago(3 * MIN), 10), await jobWithLog(JobStatus.Completed, ago(2 * MIN), 10)];
+    // A directory where the first job's index should be: unlink(2) refuses it (EISDIR).
+    await rm(join(world.logDir, `${jobs[0].id}.idx`));
+    await mkdir(join(world.logDir, `${jobs[0].id}.idx`));
+    await expect(sweeps({ LOG_RETENTION_SECONDS: '60' }).ttl()).rejects.toMatchObject({ code: 'EISDIR' });
+    expect(await statusOf(jobs[0])).toBe(JobStatus.Cleaned);
+    expect(await exists(logOf(jobs[1]))).toBe(false);
+  });
+
   it('TTL and quota mark a job cleaned before deleting its files: a terminal job never has its log missing', async () => {
     for (const sweep of [(s: SweepsService) => s.ttl(), (s: SweepsService) => s.quota()]) {
       const job = await jobWithLog(JobStatus.Completed, ago(2 * MIN), 100);

@@ -14,12 +14,37 @@ export interface SweepResult {
 }
 
 const BATCH = 500;
+/** Jobs the TTL sweep marks per statement. */
+const TTL_BATCH = 1000;
 /** The terminal states as a literal list, so the planner can use the partial index over exactly them. */
 const TERMINAL_SQL = `status IN (${TERMINAL_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 /** A job's files: its log, its index, and the tail segments' directory of a running head_tail job. */
 const LOG_FILE = /^([0-9a-f-]{36})\.(log|idx|tail)$/;
 /** A file with no job row is left alone this long: its row may be in flight. */
 const ORPHAN_GRACE_MS = 10 * 60 * 1000;
+
+/** A job row as the sweeps' UPDATE … RETURNING gives it back. */
+interface CleanedRow {
+  id: string;
+  log_bytes: string;
+  log_lines: string;
+  log_keep: LogKeep;
+}
+
+/** A job just marked `cleaned`, with what its files hold by its row's figures. */
+interface CleanedJob {
+  id: string;
+  logBytes: number;
+  lines: number;
+  headTail: boolean;
+}
+
+const cleanedJob = (r: CleanedRow): CleanedJob => ({
+  id: r.id,
+  logBytes: Number(r.log_bytes),
+  lines: Number(r.log_lines),
+  headTail: r.log_keep === LogKeep.HeadTail,
+});
 
 /** The janitor's sweeps. Each is safe to run again; none touches a job that is not terminal. */
 @Injectable()
@@ -33,18 +58,41 @@ export class SweepsService {
     private readonly ds: DataSource,
   ) {}
 
-  /** Logs of jobs terminal for longer than LOG_RETENTION_SECONDS: deleted, the job `cleaned`. */
+  /**
+   * Logs of jobs terminal for longer than LOG_RETENTION_SECONDS: deleted, the job `cleaned`.
+   * Postgres and the disk work at once: the next batch is marked while this one's files are
+   * deleted (each file still goes only after its job is marked). Measured on 100,000 jobs, the
+   * two one after the other took 7× a `find -delete` of the same files (docs/benchmarks.md).
+   */
   async ttl(now = new Date()): Promise<SweepResult> {
     const cutoff = new Date(now.getTime() - this.config.logs.retentionSeconds * 1000);
     const total: SweepResult = { jobs: 0, files: 0, bytes: 0 };
-    for (;;) {
-      const rows: { id: string }[] = await this.ds.query(
-        `SELECT id FROM jobs WHERE ${TERMINAL_SQL} AND finished_at < $1 ORDER BY finished_at, id LIMIT $2`,
-        [cutoff, BATCH],
-      );
-      add(total, await this.cleanJobs(rows.map((r) => r.id)));
-      if (rows.length < BATCH) return total;
+    let marking: Promise<CleanedJob[]> | undefined = handled(this.markExpired(cutoff));
+    try {
+      while (marking) {
+        const moved: CleanedJob[] = await marking;
+        // A batch that moved nothing is the end: the rows left are newer than the cutoff, or another sweep has them.
+        marking = moved.length ? handled(this.markExpired(cutoff)) : undefined;
+        const files = await this.unlinkFiles(moved);
+        add(total, { jobs: moved.length, ...files });
+      }
+      return total;
+    } finally {
+      // A failed unlink ends the sweep: the statement in flight ends before the sweep's lock is let go.
+      await marking?.catch(() => undefined);
     }
+  }
+
+  /** One batch of jobs terminal since before `cutoff`, oldest first, marked `cleaned` in one statement. */
+  private async markExpired(cutoff: Date): Promise<CleanedJob[]> {
+    const [moved] = (await this.ds.query(
+      `UPDATE jobs SET status = $2, cleaned_at = now(), updated_at = now()
+       WHERE id IN (SELECT id FROM jobs WHERE ${TERMINAL_SQL} AND finished_at < $1 ORDER BY finished_at, id LIMIT $3)
+         AND status = ANY($4::text[])
+       RETURNING id::text, log_bytes, log_lines, log_keep`,
+      [cutoff, JobStatus.Cleaned, TTL_BATCH, [...TERMINAL_STATUSES]],
+    )) as [CleanedRow[], number];
+    return moved.map(cleanedJob);
   }
 
   /**
@@ -167,10 +215,8 @@ export class SweepsService {
       `UPDATE jobs SET status = $2, cleaned_at = now(), updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($3::text[])
        RETURNING id::text, log_bytes, log_lines, log_keep`,
       [ids, JobStatus.Cleaned, [...TERMINAL_STATUSES]],
-    )) as [{ id: string; log_bytes: string; log_lines: string; log_keep: LogKeep }[], number];
-    const files = await this.unlinkFiles(
-      moved.map((r) => ({ id: r.id, logBytes: Number(r.log_bytes), lines: Number(r.log_lines), headTail: r.log_keep === LogKeep.HeadTail })),
-    );
+    )) as [CleanedRow[], number];
+    const files = await this.unlinkFiles(moved.map(cleanedJob));
     return { jobs: moved.length, files: files.files, bytes: files.bytes };
   }
 
@@ -190,37 +236,35 @@ export class SweepsService {
   }
 
   /** Deletes the files of cleaned jobs: one unlink each, the bytes counted from the job's row. */
-  private async unlinkFiles(jobs: { id: string; logBytes: number; lines: number; headTail: boolean }[]): Promise<{ files: number; bytes: number }> {
+  private async unlinkFiles(jobs: CleanedJob[]): Promise<{ files: number; bytes: number }> {
     let files = 0;
     let bytes = 0;
-    const gone = (path: string) =>
-      unlink(path).then(
-        () => true,
-        (err: NodeJS.ErrnoException) => {
-          if (err.code === 'ENOENT') return false;
-          throw err;
-        },
-      );
-    await inParallel(jobs, async (job) => {
-      if (await gone(join(this.config.logs.dir, logFileName(job.id)))) {
-        files += 1;
-        bytes += job.logBytes;
+    const targets = jobs.flatMap((job) => [
+      { path: join(this.config.logs.dir, logFileName(job.id)), bytes: job.logBytes },
+      { path: join(this.config.logs.dir, indexFileName(job.id)), bytes: job.lines * INDEX_RECORD_BYTES },
+    ]);
+    await inParallel(targets, async (file) => {
+      try {
+        await unlink(file.path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
       }
-      if (await gone(join(this.config.logs.dir, indexFileName(job.id)))) {
-        files += 1;
-        bytes += job.lines * INDEX_RECORD_BYTES;
-      }
-      // Only a head_tail job can have tail segments left (its end not composed): one stat for those.
-      if (job.headTail) {
+      files += 1;
+      bytes += file.bytes;
+    });
+    // Only a head_tail job can have tail segments left (its end not composed): one stat for those.
+    await inParallel(
+      jobs.filter((job) => job.headTail),
+      async (job) => {
         const dir = join(this.config.logs.dir, tailDirName(job.id));
         const s = await stat(dir).catch(() => undefined);
-        if (s) {
-          const removed = await removePath(dir, s);
-          files += removed.files;
-          bytes += removed.bytes;
-        }
-      }
-    });
+        if (!s) return;
+        const removed = await removePath(dir, s);
+        files += removed.files;
+        bytes += removed.bytes;
+      },
+    );
     return { files, bytes };
   }
 
@@ -234,9 +278,25 @@ export class SweepsService {
   }
 }
 
-/** File operations a few at a time: enough to keep the disk busy, few enough not to flood libuv's pool. */
+/**
+ * File operations `width` at a time, each starting as soon as one ends (not in waves that wait for
+ * their slowest): enough to keep libuv's pool busy, few enough not to flood it. The first error
+ * stops the rest from starting and is thrown.
+ */
 async function inParallel<T>(items: readonly T[], fn: (item: T) => Promise<void>, width = 32): Promise<void> {
-  for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map(fn));
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      try {
+        await fn(items[next++]);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
 }
 
 /** The files directly in `dir` (a tail segments' directory holds no subdirectory): how many, how big. */
@@ -261,6 +321,12 @@ async function removePath(path: string, s: Stats): Promise<{ files: number; byte
   const inside = await dirFiles(path);
   await rm(path, { recursive: true, force: true });
   return inside;
+}
+
+/** `p`, its rejection already handled: it may fail while the caller awaits something else, and still throws where it is awaited. */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 function add(total: SweepResult, r: SweepResult): void {
