@@ -439,6 +439,10 @@ async function sweepCost(): Promise<void> {
         writeFileSync(join(dir, `${id}.log`), '[10:30:00.123] done\n');
         writeFileSync(join(dir, `${id}.idx`), Buffer.alloc(32));
       }
+      // Written back before the clock starts: otherwise the deletes race the writeback of the files
+      // just made, and the two sides of the ratio met it in different states (find took 2.4 s in one
+      // run and 8.7 s in the next, the same machine).
+      execFileSync('sync');
     };
     // Baseline: deleting the same number of file pairs with find(1).
     const baseDir = join(stack.world.logDir, 'baseline');

@@ -83,11 +83,16 @@ export class SweepsService {
     }
   }
 
-  /** One batch of jobs terminal since before `cutoff`, oldest first, marked `cleaned` in one statement. */
+  /**
+   * One batch of jobs terminal since before `cutoff`, oldest first, marked `cleaned` in one
+   * statement. The ids go through ARRAY(…) so that the rows are found by primary key: written as
+   * `id IN (subquery)`, the planner chose a hash join over a scan of the whole table, per batch
+   * (EXPLAIN on 100,000 rows: 90 ms a batch of 1,000, against 32 ms this way).
+   */
   private async markExpired(cutoff: Date): Promise<CleanedJob[]> {
     const [moved] = (await this.ds.query(
       `UPDATE jobs SET status = $2, cleaned_at = now(), updated_at = now()
-       WHERE id IN (SELECT id FROM jobs WHERE ${TERMINAL_SQL} AND finished_at < $1 ORDER BY finished_at, id LIMIT $3)
+       WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE ${TERMINAL_SQL} AND finished_at < $1 ORDER BY finished_at, id LIMIT $3))
          AND status = ANY($4::text[])
        RETURNING id::text, log_bytes, log_lines, log_keep`,
       [cutoff, JobStatus.Cleaned, TTL_BATCH, [...TERMINAL_STATUSES]],
