@@ -65,6 +65,52 @@ describe('JobLogConsumer (real Redis, real Postgres, real files)', () => {
     for (const [err] of (await m.exec()) ?? []) if (err) throw err;
   };
 
+  it('jobs printing a line at a time have their log stats written at most every 250 ms, not once per line, and exact once quiet', async () => {
+    // Counts every statement that writes a job's log stats, whatever the connection.
+    await ds.query(`CREATE TABLE stats_writes (n int NOT NULL)`);
+    await ds.query(`INSERT INTO stats_writes VALUES (0)`);
+    await ds.query(`CREATE FUNCTION count_stats_write() RETURNS trigger AS $$ BEGIN UPDATE stats_writes SET n = n + 1; RETURN NULL; END $$ LANGUAGE plpgsql`);
+    await ds.query(`CREATE TRIGGER count_stats_writes AFTER UPDATE OF log_bytes ON jobs FOR EACH ROW EXECUTE FUNCTION count_stats_write()`);
+    // Two jobs, their lines taking turns: a round that brings one job's line finds the other's
+    // stats out of date (it printed a line before). Those were written at once, every time.
+    const jobs = [
+      await JobFactory.create(ds, { status: JobStatus.Running, startedAt: new Date() }),
+      await JobFactory.create(ds, { status: JobStatus.Running, startedAt: new Date() }),
+    ];
+    const p = await persister();
+    try {
+      for (const job of jobs) await redis.xadd(keys.activeJobs, '*', 'job', job.id);
+      await waitFor('the persister to take both jobs', async () => (jobs.every((j) => p.consumer.ownedJobIds.includes(j.id)) ? true : undefined), 10000, 10);
+      const t = Date.now();
+      // 25 lines each, one entry per line, a line every 10 ms: half a second, two stats intervals.
+      for (let seq = 1; seq <= 25; seq++) {
+        for (const job of jobs) {
+          await exec(lines(redis.multi(), job.id, `${t}-${seq}`, seq, `line ${seq}`));
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      for (const job of jobs) {
+        const row = await waitFor('the stats of the last line', async () => {
+          const r = await ds.getRepository(JobEntity).findOneByOrFail({ id: job.id });
+          return r.logLastSeq === 25 ? r : undefined;
+        });
+        expect(row.logLines).toBe(25);
+      }
+      const [{ n }] = await ds.query(`SELECT n FROM stats_writes`);
+      // About one per job per 250 ms (the first line's, two or three in the half second, the last
+      // once due): at most 6 each. Written whenever out of date, it was about one per line.
+      expect(n).toBeGreaterThanOrEqual(4);
+      expect(n).toBeLessThanOrEqual(12);
+    } finally {
+      await p.consumer.onApplicationShutdown();
+      p.redis.disconnect();
+      await p.ds.destroy();
+      await ds.query(`DROP TRIGGER count_stats_writes ON jobs`);
+      await ds.query(`DROP FUNCTION count_stats_write()`);
+      await ds.query(`DROP TABLE stats_writes`);
+    }
+  }, 30000);
+
   it('log_lines_lost survives a persister killed right after trimming the flagged entry, before its stats were due', async () => {
     const job = await JobFactory.create(ds, { status: JobStatus.Running, startedAt: new Date() });
     const gapLine = 'fast mode: output written while no runner was attached was not captured';

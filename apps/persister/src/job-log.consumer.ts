@@ -332,7 +332,9 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
           job.busy = true;
           try {
             if (entries?.length) await this.apply(job, entries);
-            else if (job.statsDirty && this.mayWrite(job)) await this.writeStats(job);
+            // Only once due, as after an apply: a round that brings another job's chunk is no reason
+            // to write this one's (with a hundred jobs printing, that was an UPDATE per chunk).
+            else if (job.statsDirty && Date.now() - job.statsWrittenAt >= STATS_INTERVAL_MS && this.mayWrite(job)) await this.writeStats(job);
           } finally {
             job.busy = false;
             if (job.gone) await job.writer.close();
