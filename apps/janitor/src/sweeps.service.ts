@@ -63,6 +63,8 @@ export class SweepsService {
    * Postgres and the disk work at once: the next batch is marked while this one's files are
    * deleted (each file still goes only after its job is marked). Measured on 100,000 jobs, the
    * two one after the other took 7× a `find -delete` of the same files (docs/benchmarks.md).
+   * A failed delete ends the sweep; the batch marked meanwhile keeps its files until the orphan
+   * sweep, which deletes the files of `cleaned` jobs.
    */
   async ttl(now = new Date()): Promise<SweepResult> {
     const cutoff = new Date(now.getTime() - this.config.logs.retentionSeconds * 1000);
@@ -286,7 +288,8 @@ export class SweepsService {
 /**
  * File operations `width` at a time, each starting as soon as one ends (not in waves that wait for
  * their slowest): enough to keep libuv's pool busy, few enough not to flood it. The first error
- * stops the rest from starting and is thrown.
+ * stops the rest from starting; it is thrown once those already started have ended, so nothing of
+ * a sweep outlives it (nor the sweep's lock).
  */
 async function inParallel<T>(items: readonly T[], fn: (item: T) => Promise<void>, width = 32): Promise<void> {
   let next = 0;
@@ -301,7 +304,9 @@ async function inParallel<T>(items: readonly T[], fn: (item: T) => Promise<void>
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  const ended = await Promise.allSettled(Array.from({ length: Math.min(width, items.length) }, worker));
+  const failure = ended.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
 }
 
 /** The files directly in `dir` (a tail segments' directory holds no subdirectory): how many, how big. */
