@@ -148,8 +148,10 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
     await rm(join(world.logDir, `${jobs[0].id}.idx`));
     await mkdir(join(world.logDir, `${jobs[0].id}.idx`));
     await expect(sweeps({ LOG_RETENTION_SECONDS: '60' }).ttl()).rejects.toMatchObject({ code: 'EISDIR' });
-    // The deletes after the failure did not start: some files are left, of jobs all marked cleaned.
-    expect((await readdir(world.logDir)).length).toBeGreaterThan(1);
+    // The oldest job's files go first, so the failure comes among the first deletes: the 32 then in
+    // flight end, the deletes after them do not start. Of the 80 entries, more than half are left,
+    // of jobs all marked cleaned.
+    expect((await readdir(world.logDir)).length).toBeGreaterThan(40);
     for (const job of jobs) expect(await statusOf(job)).toBe(JobStatus.Cleaned);
   });
 
@@ -280,7 +282,7 @@ describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
       const runA = a.runLocked('ttl-sweep' as never);
       await waitFor('janitor A blocked inside its sweep', async () => {
         const rows: unknown[] = await otherDs.query(
-          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE jobs%'`,
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE jobs SET status%'`,
         );
         return rows.length === 1 ? true : undefined;
       });

@@ -85,16 +85,23 @@ export class SweepsService {
 
   /**
    * Marks `cleaned`, in one UPDATE and still only from a terminal state, the jobs whose ids the SQL
-   * array expression `ids` (over `params`) gives; returns them with their files' figures.
+   * array expression `ids` (over `params`) gives; returns them with their files' figures, oldest
+   * first. RETURNING gives the rows in the order the index scan met them (by id, as Postgres sorts
+   * the array's keys), so the order is put back here: the oldest logs go first, and a failed
+   * delete stops the sweep before the newer ones of its batch.
    */
   private async markCleaned(ids: string, params: unknown[]): Promise<CleanedJob[]> {
     const n = params.length;
-    const [moved] = (await this.ds.query(
-      `UPDATE jobs SET status = $${n + 1}, cleaned_at = now(), updated_at = now()
-       WHERE id = ANY(${ids}) AND status = ANY($${n + 2}::text[])
-       RETURNING id::text, log_bytes, log_lines, log_keep`,
+    // A WITH … SELECT: TypeORM hands back the rows themselves (for a bare UPDATE, [rows, count]).
+    const moved = (await this.ds.query(
+      `WITH moved AS (
+         UPDATE jobs SET status = $${n + 1}, cleaned_at = now(), updated_at = now()
+         WHERE id = ANY(${ids}) AND status = ANY($${n + 2}::text[])
+         RETURNING id, finished_at, log_bytes, log_lines, log_keep
+       )
+       SELECT id::text, log_bytes, log_lines, log_keep FROM moved ORDER BY finished_at, id`,
       [...params, JobStatus.Cleaned, [...TERMINAL_STATUSES]],
-    )) as [{ id: string; log_bytes: string; log_lines: string; log_keep: LogKeep }[], number];
+    )) as { id: string; log_bytes: string; log_lines: string; log_keep: LogKeep }[];
     return moved.map((r) => ({ id: r.id, logBytes: Number(r.log_bytes), lines: Number(r.log_lines), headTail: r.log_keep === LogKeep.HeadTail }));
   }
 
