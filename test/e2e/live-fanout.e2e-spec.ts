@@ -1,3 +1,4 @@
+import Docker from 'dockerode';
 import Redis from 'ioredis';
 import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
@@ -19,6 +20,14 @@ function dechunk(raw: Buffer): string {
     at = eol + 2 + size + 2;
   }
   return Buffer.concat(parts).toString('utf8');
+}
+
+/** Lets a job waiting for /tmp/go in its container go on. */
+async function release(jobId: string): Promise<void> {
+  const docker = new Docker();
+  const [c] = await docker.listContainers({ filters: { label: [`flashpods.job_id=${jobId}`] } });
+  const exec = await docker.getContainer(c.Id).exec({ Cmd: ['sh', '-c', ': > /tmp/go'] });
+  await exec.start({ Detach: true });
 }
 
 const seqsOf = (events: SseEvent[]) => events.filter((e) => e.event === 'line').map((e) => JSON.parse(e.data).seq as number);
@@ -43,7 +52,13 @@ describe('live logs: one reader per job, many viewers', () => {
     const job = (
       await stack.json('POST', '/jobs', {
         image: TEST_IMAGE,
-        command: ['sh', '-c', 'i=1; while [ $i -le 3000 ]; do echo "line $i"; [ $((i % 100)) -eq 0 ] && sleep 0.25; i=$((i+1)); done'],
+        // Half its lines, then it waits for /tmp/go (made by the test once it has looked at the
+        // running job), then the rest: running while looked at, however slow the machine.
+        command: [
+          'sh',
+          '-c',
+          'i=1; while [ $i -le 3000 ]; do echo "line $i"; [ $i -eq 1500 ] && while [ ! -e /tmp/go ]; do sleep 0.05; done; [ $((i % 100)) -eq 0 ] && sleep 0.25; i=$((i+1)); done',
+        ],
       })
     ).body;
     const url = `${stack.baseUrl}/jobs/${job.id}/logs/stream`;
@@ -68,6 +83,7 @@ describe('live logs: one reader per job, many viewers', () => {
     expect((await stack.json('GET', `/jobs/${job.id}`)).body.status).toBe('running');
     expect(await liveReaders()).toBe(1);
     expect(withHundred).toBe(withOne);
+    await release(job.id);
 
     const all = await Promise.all(clients);
     const stored = (await stack.json('GET', `/jobs/${job.id}`)).body;
