@@ -5,7 +5,7 @@ import { JobFactory } from '../../../test/support/job.factory';
 import { createTestWorld, TestWorld } from '../../../test/support/test-env';
 import { createDataSource, migrate, MIGRATIONS } from './data-source.factory';
 import { JobEntity } from './job.entity';
-import { claimJob, LogStats, transitionJob, transitionJobWithStats, writeLogStats } from './job-transitions';
+import { claimJob, LogStats, transitionJob, transitionJobWithStats, writeLogStats, writeManyLogStats } from './job-transitions';
 
 // One database world for both groups: the same set-up, made once.
 let world: TestWorld;
@@ -161,5 +161,34 @@ describe('claimJob and transitionJobWithStats (real Postgres)', () => {
     await writeLogStats(ds, job.id, stats(4, { linesLost: true }));
     await writeLogStats(ds, job.id, stats(2));
     expect(await ds.getRepository(JobEntity).findOneByOrFail({ id: job.id })).toMatchObject({ logLastSeq: 4, logLines: 4, logLinesLost: true });
+  });
+
+  it('writes the stats of several jobs in one statement, each row under the same guard', async () => {
+    const jobs = await Promise.all(Array.from({ length: 3 }, () => JobFactory.create(ds, { status: JobStatus.Running })));
+    await writeLogStats(ds, jobs[1].id, stats(9, { linesLost: true }));
+    await writeManyLogStats(ds, [
+      { jobId: jobs[0].id, stats: stats(3, { truncated: true }) },
+      // Older than what the row has: left as it is, lost lines still flagged.
+      { jobId: jobs[1].id, stats: stats(5) },
+      { jobId: jobs[2].id, stats: stats(7, { linesLost: true }) },
+      // A job that is gone changes nothing and fails nothing.
+      { jobId: randomUUID(), stats: stats(1) },
+    ]);
+    const rows = await Promise.all(jobs.map((j) => ds.getRepository(JobEntity).findOneByOrFail({ id: j.id })));
+    expect(rows.map((r) => [r.logLastSeq, r.logLines, r.logBytes, r.logTruncated, r.logLinesLost])).toEqual([
+      [3, 3, 30, true, false],
+      [9, 9, 90, false, true],
+      [7, 7, 70, false, true],
+    ]);
+    await writeManyLogStats(ds, []);
+  });
+
+  it('two batches over the same jobs in opposite orders, many times at once: no deadlock, the newest stats win', async () => {
+    const jobs = await Promise.all(Array.from({ length: 8 }, () => JobFactory.create(ds, { status: JobStatus.Running })));
+    const batch = (seq: number, order: typeof jobs) => writeManyLogStats(ds, order.map((j) => ({ jobId: j.id, stats: stats(seq) })));
+    const reversed = [...jobs].reverse();
+    await Promise.all(Array.from({ length: 40 }, (_, i) => batch(i + 1, i % 2 ? jobs : reversed)));
+    const rows = await Promise.all(jobs.map((j) => ds.getRepository(JobEntity).findOneByOrFail({ id: j.id })));
+    expect(rows.map((r) => r.logLastSeq)).toEqual(jobs.map(() => 40));
   });
 });

@@ -100,11 +100,35 @@ function hydrateJob(ds: DataSource, raw: Record<string, unknown>): JobEntity {
  * `log_last_seq`) changes nothing, and `log_lines_lost` once set stays set.
  */
 export async function writeLogStats(ds: DataSource, jobId: string, s: LogStats): Promise<void> {
+  await writeManyLogStats(ds, [{ jobId, stats: s }]);
+}
+
+/**
+ * {@link writeLogStats} for several jobs in one statement, so one round trip and one commit: a
+ * persister owning a hundred jobs writes their stats together. The rows are locked in id order,
+ * the same in every such statement, so two of them never wait on each other in a circle.
+ */
+export async function writeManyLogStats(ds: DataSource, batch: readonly { jobId: string; stats: LogStats }[]): Promise<void> {
+  if (batch.length === 0) return;
+  const sorted = [...batch].sort((a, b) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
+  const column = <T>(f: (s: LogStats) => T) => sorted.map((b) => f(b.stats));
   await ds.query(
-    `UPDATE jobs SET log_bytes = $2, log_lines = $3, log_truncated = $4, log_last_seq = $5,
-       log_lines_lost = log_lines_lost OR $6, updated_at = now()
-     WHERE id = $1 AND log_last_seq <= $5`,
-    [jobId, s.bytes, s.lines, s.truncated, s.lastSeq, s.linesLost],
+    `UPDATE jobs j SET log_bytes = s.bytes, log_lines = s.lines, log_truncated = s.truncated, log_last_seq = s.last_seq,
+       log_lines_lost = j.log_lines_lost OR s.lost, updated_at = now()
+     FROM (
+       SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::boolean[], $5::bigint[], $6::boolean[])
+         AS t(id, bytes, lines, truncated, last_seq, lost)
+       WHERE id IN (SELECT id FROM jobs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE)
+     ) s
+     WHERE j.id = s.id AND j.log_last_seq <= s.last_seq`,
+    [
+      sorted.map((b) => b.jobId),
+      column((s) => s.bytes),
+      column((s) => s.lines),
+      column((s) => s.truncated),
+      column((s) => s.lastSeq),
+      column((s) => s.linesLost),
+    ],
   );
 }
 
