@@ -489,6 +489,8 @@ interface ClientsReport {
   first: { samples: number; p50: number; p99: number; max: number };
   others: { samples: number; p50: number; p99: number; max: number };
   cpuSeconds: number;
+  /** The clients' own event-loop delay over the run. */
+  loopDelayMs: { p50: number; p99: number; max: number };
 }
 
 async function fanout(): Promise<void> {
@@ -541,7 +543,8 @@ async function fanout(): Promise<void> {
     let peakRss = rss();
     let redisConns = 0;
     // Where the API's memory is (V8 heap or buffers outside it) and how many clients fell behind.
-    const peaks = { heapMb: 0, externalMb: 0, bufferedMb: 0 };
+    // And how late the API's event loop ran (prom-client's figures are per scrape, one a second).
+    const peaks = { heapMb: 0, externalMb: 0, bufferedMb: 0, loopLagP99Ms: 0, loopLagMaxMs: 0 };
     const cpuBefore = cpuSeconds(apiPid);
     const machineBefore = machineJiffies();
     const servicesCpuBefore = ['runner', 'persister'].map((s) => cpuSeconds(stack.pidOf(s)));
@@ -557,6 +560,8 @@ async function fanout(): Promise<void> {
         peaks.heapMb = Math.max(peaks.heapMb, (m.nodejs_heap_size_used_bytes ?? 0) / 2 ** 20);
         peaks.externalMb = Math.max(peaks.externalMb, (m.nodejs_external_memory_bytes ?? 0) / 2 ** 20);
         peaks.bufferedMb = Math.max(peaks.bufferedMb, (m.flashpods_api_sse_buffered_bytes ?? 0) / 2 ** 20);
+        peaks.loopLagP99Ms = Math.max(peaks.loopLagP99Ms, (m.nodejs_eventloop_lag_p99_seconds ?? 0) * 1000);
+        peaks.loopLagMaxMs = Math.max(peaks.loopLagMaxMs, (m.nodejs_eventloop_lag_max_seconds ?? 0) * 1000);
       }, () => undefined);
     }, 1000);
     const code = await exited;
@@ -579,6 +584,7 @@ async function fanout(): Promise<void> {
       peakHeapMb: Math.round(peaks.heapMb), peakExternalMb: Math.round(peaks.externalMb), peakUnsentMb: Math.round(peaks.bufferedMb),
       slowClients, apiCpuSeconds: Math.round(apiCpuSeconds * 10) / 10, clientsCpuSeconds: report.cpuSeconds, runnerCpuSeconds, persisterCpuSeconds,
       manyOnOneJob: report.first, onePerJob: report.others, machineBusyPercent: machineBusy,
+      apiLoopLagMs: { worstSecondP99: Math.round(peaks.loopLagP99Ms), max: Math.round(peaks.loopLagMaxMs) }, clientsLoopDelayMs: report.loopDelayMs,
     };
     console.error(`[bench] fanout ${label}: ${JSON.stringify(run)}`);
     if (!allOnce) {

@@ -12,6 +12,7 @@
  * `[{ id, clients }]`).
  */
 import { request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 interface ClientState {
   jobId: string;
@@ -98,6 +99,10 @@ async function main(): Promise<void> {
   const baseUrl = process.env.FANOUT_BASE_URL!;
   const token = process.env.FANOUT_TOKEN!;
   const targets = JSON.parse(process.env.FANOUT_TARGETS!) as { id: string; clients: number }[];
+  // How late this process's own event loop ran: a line that arrived while the loop was busy is
+  // counted late by that much, although the API wrote it in time.
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   const all = new Samples();
   const many = new Samples();
   const others = new Samples();
@@ -113,6 +118,7 @@ async function main(): Promise<void> {
     first: many.summary(),
     others: others.summary(),
     cpuSeconds: Math.round((usage.user + usage.system) / 1e5) / 10,
+    loopDelayMs: { p50: Math.round(loop.percentile(50) / 1e6), p99: Math.round(loop.percentile(99) / 1e6), max: Math.round(loop.max / 1e6) },
   };
   process.stdout.write(JSON.stringify(report) + '\n');
 }

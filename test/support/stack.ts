@@ -1,3 +1,4 @@
+import Docker from 'dockerode';
 import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync } from 'node:fs';
@@ -174,10 +175,24 @@ export class Stack {
     return (this.output.get(name) ?? []).join('').slice(-6000);
   }
 
+  /**
+   * The stack's job containers still there once its runners are gone: a test that failed while a
+   * job waited for it (a gate never opened) would otherwise leave it running through the rest of
+   * the suite. No Docker engine, nothing to remove.
+   */
+  private async removeContainers(): Promise<void> {
+    const docker = new Docker();
+    const left = await docker
+      .listContainers({ all: true, filters: { label: [`flashpods.installation=${this.world.redisPrefix}`] } })
+      .catch(() => []);
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  }
+
   async stop(): Promise<void> {
     const dead = [...this.procs.entries()].filter(([, p]) => p.exitCode !== null || p.signalCode !== null);
     for (const [name, p] of dead) console.error(`${name} exited early (${p.exitCode ?? p.signalCode}):\n${this.logsOf(name)}`);
     await Promise.all([...this.procs.keys()].map((name) => this.stopService(name, 'SIGTERM')));
+    await this.removeContainers();
     await this.world.dispose();
     if (this.contractViolations.length) {
       throw new Error(`answers that do not match the OpenAPI document:\n${this.contractViolations.join('\n')}`);
