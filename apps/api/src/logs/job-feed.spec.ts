@@ -125,7 +125,13 @@ describe('JobFeed', () => {
     }
   });
 
-  it('many clients: when a round of writes is slow, the next waits twice its length', async () => {
+  /** CPU time of this process, in ms. */
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+
+  it('many clients: when a round of writes takes much CPU, the next waits twice that', async () => {
     const { feed, attach } = setup(() => 0, { coalesceClients: 2, coalesceMs: 1 });
     const rounds: number[] = [];
     const clients = Array.from({ length: 2 }, () => new FakeResponse());
@@ -134,8 +140,9 @@ describe('JobFeed', () => {
       r.write = (s: Buffer) => {
         if (s.includes('event: line')) {
           if (i === 0) rounds.push(performance.now());
-          const until = performance.now() + 10; // a write that costs 10 ms: a round of 20
-          while (performance.now() < until);
+          // A write that costs 10 ms of CPU (however long a loaded machine takes to give it): a round of 20.
+          const until = cpuMs() + 10;
+          while (cpuMs() < until);
         }
         return write(s);
       };
@@ -151,6 +158,38 @@ describe('JobFeed', () => {
     const gaps = rounds.slice(1).map((t, i) => t - rounds[i]);
     expect(gaps.length).toBeGreaterThan(2);
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(38); // 2 × ~20 ms, not coalesceMs (1 ms)
+  });
+
+  it('many clients: a round that took long on the clock but little CPU (the API preempted) does not hold the next', async () => {
+    const { feed, attach } = setup(() => 0, { coalesceClients: 2, coalesceMs: 1 });
+    const rounds: number[] = [];
+    const asleep = new Int32Array(new SharedArrayBuffer(4));
+    let next = 2;
+    const clients = Array.from({ length: 2 }, () => new FakeResponse());
+    clients.forEach((r, i) => {
+      const write = r.write.bind(r);
+      r.write = (s: Buffer) => {
+        if (s.includes('event: line')) {
+          if (i === 0) {
+            rounds.push(performance.now());
+            // The next line is there as soon as this round ends: only the feed's wait can space the rounds.
+            if (next <= 12) setImmediate((seq: number) => feed.push([line(seq)]), next++);
+          }
+          // 10 ms off the CPU, as when the process is preempted: a round of 20 ms on the clock.
+          Atomics.wait(asleep, 0, 0, 10);
+        }
+        return write(s);
+      };
+      attach(r);
+    });
+    await settle();
+    feed.push([line(1)]);
+    for (const until = Date.now() + 10000; rounds.length < 12 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
+    for (const r of clients) expect(r.events().seqs).toEqual(range(1, 12));
+    const gaps = rounds.slice(1).map((t, i) => t - rounds[i]);
+    // Each round follows the last as it ends (about 20 ms), not after twice its clock time (40).
+    expect(Math.min(...gaps)).toBeLessThan(35);
   });
 
   it('few clients: every batch is written as it comes', async () => {

@@ -59,9 +59,12 @@ export interface FeedLimits {
    * From this many clients on, live writes to them go at most once per `coalesceMs`, each with
    * every line since the last: a write is a system call per client, and at 1,000 viewers one per
    * stream chunk was more than a core (measured). Below it, every chunk is written at once.
-   * When one round of writes itself takes longer than half of `coalesceMs` (a loaded machine: a
-   * loopback write costs tens of µs), the next waits twice its length: writing to viewers never
-   * takes more than half of the API's time, and what it saves goes out in fewer, larger writes.
+   * When one round of writes itself takes more than half of `coalesceMs` of CPU (a loaded machine:
+   * a loopback write costs tens of µs), the next waits twice that: writing to viewers never takes
+   * more than half of the API's time, and what it saves goes out in fewer, larger writes. CPU
+   * time, not wall-clock time: a round preempted midway by the other processes took 60–110 ms of
+   * wall clock in the fan-out bench for a fraction of that in CPU, and waiting twice the wall
+   * clock held every viewer's next lines that much longer, when the API was not the one busy.
    */
   coalesceClients?: number;
   coalesceMs?: number;
@@ -141,8 +144,8 @@ export class JobFeed {
   /** Set while new lines wait for their coalesced write to the live clients. */
   private fanOutTimer?: NodeJS.Timeout;
   private lastFanOutAt = -Infinity;
-  /** How long the last round of live writes took. */
-  private lastFanOutMs = 0;
+  /** The CPU time the last round of live writes took (ms). */
+  private lastFanOutCpuMs = 0;
   /** {@link catchUpBatch}'s batches by the seq they follow, valid until the ring changes. */
   private readonly catchUpBatches = new Map<number, FeedBatch>();
   /** {@link storedBatches}' reads by `after:max`: in flight, or done and full (a short read may grow). */
@@ -287,7 +290,7 @@ export class JobFeed {
   private scheduleFanOut(): void {
     if (this.fanOutTimer) return;
     const many = this.clients.size >= (this.limits.coalesceClients ?? Infinity);
-    const due = many ? this.lastFanOutAt + Math.max(this.limits.coalesceMs ?? 0, 2 * this.lastFanOutMs) - performance.now() : 0;
+    const due = many ? this.lastFanOutAt + Math.max(this.limits.coalesceMs ?? 0, 2 * this.lastFanOutCpuMs) - performance.now() : 0;
     if (due <= 0) return this.fanOut();
     this.fanOutTimer = setTimeout(() => this.fanOut(), due);
   }
@@ -297,6 +300,7 @@ export class JobFeed {
     if (this.fanOutTimer) clearTimeout(this.fanOutTimer);
     this.fanOutTimer = undefined;
     this.lastFanOutAt = performance.now();
+    const cpuBefore = process.cpuUsage();
     const batches = new Map<number, Buffer>();
     for (const c of this.clients) {
       if (!c.live || c.after >= this.lastSeq) continue;
@@ -311,7 +315,8 @@ export class JobFeed {
       }
       c.sendLive(batch, this.lastSeq);
     }
-    this.lastFanOutMs = performance.now() - this.lastFanOutAt;
+    const cpu = process.cpuUsage(cpuBefore);
+    this.lastFanOutCpuMs = (cpu.user + cpu.system) / 1000;
   }
 
   /** A client has gone; true when it was the last, and the feed is disposed. */
