@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gate, release } from '../support/gate';
 import { freePort, Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
 
@@ -131,7 +132,8 @@ describe('the flashpods CLI against a running stack', () => {
   });
 
   it('logs -f on a running job prints what is there, follows to the end and exits 0', async () => {
-    const id = await submit(['sh', '-c', 'echo first; echo warn >&2; sleep 4; echo second']);
+    // `second` waits at a gate until the test has seen logs -f follow the running job.
+    const id = await submit(['sh', '-c', `echo first; echo warn >&2; ${gate()}; echo second`]);
     await waitFor('the first line to be stored', async () => {
       const r = await stack.json('GET', `/jobs/${id}/logs?stream=stdout`);
       return r.status === 200 && r.body.logs.some((l: any) => l.line === 'first') ? true : undefined;
@@ -141,6 +143,7 @@ describe('the flashpods CLI against a running stack', () => {
     // Still following a job that is still running: what comes next comes from the live stream.
     expect(c.proc.exitCode).toBeNull();
     expect((await stack.json('GET', `/jobs/${id}`)).body.status).toBe('running');
+    await release(id);
     expect(await c.exited).toBe(0);
     expect(c.stdout()).toBe('first\nsecond\n');
     // stderr and system lines go to stderr, each once, in order.
@@ -151,17 +154,21 @@ describe('the flashpods CLI against a running stack', () => {
   });
 
   it('run and logs -f resume after the API is killed and restarted, without a gap or a duplicate', async () => {
-    const script = 'i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo "n $i"; sleep 0.1; done';
+    // The second half waits at a gate, opened once the API is down: the job is mid-way when the
+    // clients are cut off, and prints the rest while the API is away.
+    const script = `i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo "n $i"; [ $i -eq 30 ] && ${gate()}; sleep 0.1; done`;
     const expected = Array.from({ length: 60 }, (_, i) => `n ${i + 1}\n`).join('');
     const label = `case=${randomUUID()}`;
     const run = start(['run', '--label', label, TEST_IMAGE, '--', 'sh', '-c', script]);
     await waitFor('run to print a few lines', async () => (run.stdout().includes('n 5\n') ? true : undefined), 30000, 20);
-    const follow = start(['logs', '-f', (await jobLabelled(label)).id]);
+    const jobId = (await jobLabelled(label)).id;
+    const follow = start(['logs', '-f', jobId]);
     await waitFor('logs -f to print a few lines', async () => (follow.stdout().includes('n 8\n') ? true : undefined), 30000, 20);
     await stack.stopService('api', 'SIGKILL');
     // Both clients are cut off mid-job; the job runs on, and both reconnect once the API is back.
     expect(run.stdout().length).toBeLessThan(expected.length);
     expect(follow.stdout().length).toBeLessThan(expected.length);
+    await release(jobId);
     stack.startService('api');
     await stack.waitReady();
     expect(await run.exited).toBe(0);

@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
 import { recordChaos } from '../support/chaos-report';
+import { gate, release } from '../support/gate';
 import { auditLog } from '../support/log-audit';
 import { Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
@@ -64,7 +65,12 @@ describe('fast log mode (RUNNER_LOG_MODE=fast): a runner crash leaves a gap, and
 
   it('runner kill -9 mid-output, restarted with the same RUNNER_ID: a system line at the gap, lines_lost, each line before and after it once and in order', async () => {
     await only('fast');
-    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: counter(3000) })).body;
+    // It prints `line 1`, `line 2`, … one every few ms until the test opens its gate, then says how
+    // many it printed: it is still printing when the restarted runner attaches, however slow the machine.
+    const job = (await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE,
+      command: ['sh', '-c', 'i=1; while [ ! -e /tmp/go ]; do echo "line $i"; i=$((i+1)); sleep 0.002; done; echo "printed $((i-1)) lines"'],
+    })).body;
     // Well into the output, so that a restarted runner wrongly skipping what it shipped before
     // (as a durable replay does) would drop seconds of new lines after the gap, which shows below.
     await waitFor('1000 lines stored', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.log.lines > 1000 ? true : undefined), 30000, 20);
@@ -78,10 +84,18 @@ describe('fast log mode (RUNNER_LOG_MODE=fast): a runner crash leaves a gap, and
       const j = (await stack.json('GET', `/jobs/${job.id}`)).body;
       return j.log.lines_lost ? j : undefined;
     }, 30000, 50);
+    // Lines read after the re-attach are stored before the job is let go.
+    await waitFor('lines stored after the gap', async () => {
+      const j = (await stack.json('GET', `/jobs/${job.id}`)).body;
+      return j.log.lines > flagged.log.lines + 100 ? true : undefined;
+    }, 30000, 50);
+    await release(job.id);
     const { job: done } = await stack.waitTerminal(job.id, 60000);
     expect(done).toMatchObject({ status: 'completed', exit_code: 0, log: { mode: 'fast', lines_lost: true } });
 
     const log = await storedLog(stack, job.id);
+    const printed = Number(/^\[[^\]]+\] printed (\d+) lines$/.exec(log.lines.find((l) => / printed \d+ lines$/.test(l)) ?? '')?.[1]);
+    expect(printed).toBeGreaterThan(1000);
     expect(log.gaps).toHaveLength(1);
     const [at, m] = log.gaps[0];
     const [, since, exited, until, afterLine] = m!;
@@ -96,7 +110,7 @@ describe('fast log mode (RUNNER_LOG_MODE=fast): a runner crash leaves a gap, and
     // Before the gap: the head, complete. After it: a run to the end, complete. Between: the loss.
     expect(before).toEqual(Array.from({ length: before.length }, (_, i) => i + 1));
     expect(after.length).toBeGreaterThan(0);
-    expect(after).toEqual(Array.from({ length: after.length }, (_, i) => 3000 - after.length + 1 + i));
+    expect(after).toEqual(Array.from({ length: after.length }, (_, i) => printed - after.length + 1 + i));
     expect(after[0]).toBeGreaterThan(before[before.length - 1] + 1);
     expect(increasing(log.numbers)).toBe(true);
     expect(log.lines[at - 1]).toMatch(/re-attached to container [0-9a-f]{12} after line \d+$/);
@@ -107,7 +121,7 @@ describe('fast log mode (RUNNER_LOG_MODE=fast): a runner crash leaves a gap, and
     expect(Date.parse(next.ts) - Date.parse(until)).toBeLessThan(1000);
     recordChaos({
       scenario: `fast mode: runner kill -9 mid-job, restarted: gap of ${after[0] - before[before.length - 1] - 1} lines marked (system line + lines_lost, flagged while running: ${flagged.status})`,
-      expected: 3000,
+      expected: printed,
       found: new Set(log.numbers).size,
       duplicates: log.numbers.length - new Set(log.numbers).size,
       result: done.log.lines_lost && log.gaps.length === 1 && increasing(log.numbers) ? 'pass' : 'FAIL',
@@ -132,10 +146,12 @@ describe('fast log mode (RUNNER_LOG_MODE=fast): a runner crash leaves a gap, and
     await only('fast');
     const job = (await stack.json('POST', '/jobs', {
       image: TEST_IMAGE,
-      command: ['sh', '-c', 'echo "line 1"; sleep 2; i=2; while [ $i -le 50 ]; do echo "line $i"; i=$((i+1)); done; exit 3'],
+      // The rest waits at a gate until the runner is dead.
+      command: ['sh', '-c', `echo "line 1"; ${gate()}; i=2; while [ $i -le 50 ]; do echo "line $i"; i=$((i+1)); done; exit 3`],
     })).body;
     await firstLineStored(stack, job.id);
     await stack.stopService('runner-fast', 'SIGKILL');
+    await release(job.id);
     const docker = new Docker();
     await waitFor('the container to exit with no runner attached', async () => {
       const [c] = await docker.listContainers({ all: true, filters: { label: [`flashpods.job_id=${job.id}`] } });

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gate, release } from '../support/gate';
 import { storedNumbers } from '../support/log-audit';
 import { Stack } from '../support/stack';
 import { TEST_IMAGE, waitFor } from '../support/test-env';
@@ -12,11 +13,14 @@ import { TEST_IMAGE, waitFor } from '../support/test-env';
 const PREFIX = /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] /;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** `line 1` … `line n`, pausing `pause` seconds every `every` lines so the job runs a while. */
-const numberedJob = (n: number, every: number, pause: string) => [
+/**
+ * `line 1` … `line n`, pausing `pause` seconds every `every` lines so the job runs a while; with
+ * `gateAt`, it waits after that line until the test opens its gate (`release`).
+ */
+const numberedJob = (n: number, every: number, pause: string, gateAt?: number) => [
   'sh',
   '-c',
-  `i=1; while [ $i -le ${n} ]; do echo "line $i"; if [ $((i % ${every})) -eq 0 ]; then sleep ${pause}; fi; i=$((i+1)); done`,
+  `i=1; while [ $i -le ${n} ]; do echo "line $i"; ${gateAt ? `[ $i -eq ${gateAt} ] && ${gate()}; ` : ''}if [ $((i % ${every})) -eq 0 ]; then sleep ${pause}; fi; i=$((i+1)); done`,
 ];
 
 async function submit(stack: Stack, command: string[]): Promise<string> {
@@ -108,7 +112,8 @@ describe('persisters: one writer per job', () => {
 
     it('writes not a byte after it resumes: every line once, in order, and the index agrees with the file', async () => {
       const N = 30000;
-      const id = await submit(stack, numberedJob(N, 500, '0.2'));
+      // Its second half waits at a gate, opened once the stalled persister has resumed.
+      const id = await submit(stack, numberedJob(N, 500, '0.2', N / 2));
       await waitFor('3,000 lines stored', async () => ((await jobOf(stack, id)).log.lines >= 3000 ? true : undefined), 30000, 50);
       const [owner] = await pendingOwners(redis, stack, ['persister', 'persister-2']);
       expect(['persister', 'persister-2']).toContain(owner);
@@ -123,6 +128,7 @@ describe('persisters: one writer per job', () => {
       const atResume = await jobOf(stack, id);
       process.kill(stack.pidOf(owner)!, 'SIGCONT');
       const stalledMs = Date.now() - stoppedAt;
+      await release(id);
 
       const { job } = await stack.waitTerminal(id, 90000);
       console.log(
@@ -149,7 +155,8 @@ describe('persisters: one writer per job', () => {
     it('a second announcement of a running job (a resumed runner) does not give it a second writer', async () => {
       const N = 6000;
       const keys = redisKeys(stack.world.redisPrefix);
-      const id = await submit(stack, numberedJob(N, 200, '0.1'));
+      // Its second half waits at a gate, opened once the announcements are made.
+      const id = await submit(stack, numberedJob(N, 200, '0.1', N / 2));
       await waitFor('500 lines stored', async () => ((await jobOf(stack, id)).log.lines >= 500 ? true : undefined), 30000, 50);
       // As a runner that restarts and re-attaches does. Blocked group readers are served in turn,
       // so of several announcements at least one reaches the persister that does not own the job.
@@ -158,6 +165,7 @@ describe('persisters: one writer per job', () => {
         await sleep(300);
       }
       const atEnd = await jobOf(stack, id);
+      await release(id);
       const { job } = await stack.waitTerminal(id, 60000);
       expect(atEnd.status).toBe('running');
       expect(job.status).toBe('completed');

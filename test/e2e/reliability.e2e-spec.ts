@@ -2,6 +2,7 @@ import Docker from 'dockerode';
 import Redis from 'ioredis';
 import { readFileSync } from 'node:fs';
 import { recordChaos, tally } from '../support/chaos-report';
+import { gate, release } from '../support/gate';
 import { auditLog } from '../support/log-audit';
 import { readEvents } from '../support/sse';
 import { Stack } from '../support/stack';
@@ -63,12 +64,17 @@ describe('reliability: kill anything, lose nothing', () => {
   }, 90000);
 
   it('persister kill -9 mid-flood, restarted: unacked chunks are re-delivered and written once', async () => {
-    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: ['sh', '-c', 'i=1; while [ $i -le 60000 ]; do echo "line $i"; i=$((i+1)); done'] })).body;
+    // The second half of the flood waits at a gate, opened once the persister is dead.
+    const job = (await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE,
+      command: ['sh', '-c', `i=1; while [ $i -le 60000 ]; do echo "line $i"; [ $i -eq 30000 ] && ${gate()}; i=$((i+1)); done`],
+    })).body;
     await waitFor('the flood to start', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.log.lines > 100 ? true : undefined), 20000, 20);
     await stack.stopService('persister', 'SIGKILL');
     // The kill must land mid-job, with lines still to store, or re-delivery is never exercised.
     // Only the persister writes the row, so what it shows now is what the dead one had stored.
     const atKill = (await stack.json('GET', `/jobs/${job.id}`)).body;
+    await release(job.id);
     await sleep(500);
     stack.startService('persister');
     expect(['starting', 'running']).toContain(atKill.status);
@@ -109,13 +115,18 @@ describe('reliability: kill anything, lose nothing', () => {
   it('runner SIGTERM with a grace shorter than the job: the container is left running and re-attached by the restarted runner', async () => {
     await stack.stopService('runner', 'SIGTERM');
     stack.startService('runner', 'runner', { RUNNER_SHUTDOWN_GRACE_SECONDS: '1' });
-    const job = (await stack.json('POST', '/jobs', { image: TEST_IMAGE, command: counter(400, '0.01') })).body;
+    // Its second half waits at a gate, opened once the runner has left it: it outlasts the grace.
+    const job = (await stack.json('POST', '/jobs', {
+      image: TEST_IMAGE,
+      command: ['sh', '-c', `i=1; while [ $i -le 400 ]; do echo "line $i"; [ $i -eq 200 ] && ${gate()}; i=$((i+1)); sleep 0.01; done`],
+    })).body;
     await waitFor('lines to flow', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.log.lines > 50 ? true : undefined), 20000, 20);
     await stack.stopService('runner', 'SIGTERM');
     expect(stack.logsOf('runner')).toMatch(/grace period over: leaving .* to be re-attached/);
     const docker = new Docker();
     const left = await docker.listContainers({ filters: { label: [`flashpods.job_id=${job.id}`] } });
     expect(left.map((c) => c.State)).toEqual(['running']);
+    await release(job.id);
     stack.startService('runner');
     const { job: done } = await stack.waitTerminal(job.id, 60000);
     expect(done).toMatchObject({ status: 'completed', exit_code: 0 });

@@ -94,6 +94,20 @@ export class PrivateRedis {
     await exited;
   }
 
+  /**
+   * Freezes the server (SIGSTOP) until `thaw()`: connections stay open and requests are taken by
+   * the kernel, but nothing is answered, for as long as the test needs (unlike `DEBUG SLEEP n`,
+   * which starts when the command arrives and ends after n seconds whatever the test is doing).
+   */
+  freeze(): void {
+    if (!this.proc?.pid) throw new Error('private redis is not running');
+    process.kill(this.proc.pid, 'SIGSTOP');
+  }
+
+  thaw(): void {
+    if (this.proc?.pid && this.proc.exitCode === null && this.proc.signalCode === null) process.kill(this.proc.pid, 'SIGCONT');
+  }
+
   /** A real kill: SIGKILL to the server, no chance to write anything out. */
   async kill(): Promise<void> {
     const proc = this.proc;
