@@ -33,14 +33,39 @@ export async function release(jobId: string, name = 'go'): Promise<void> {
     const [c] = await docker.listContainers({ filters: { label: [`flashpods.job_id=${jobId}`], status: ['running'] } });
     return c?.Id;
   }, 30000, 50);
-  const exec = await docker.getContainer(id).exec({ Cmd: ['sh', '-c', `: > /tmp/${name}`] });
+  await releaseContainer(id, name, `job ${jobId}`);
+}
+
+/**
+ * `release` for a container known by its id rather than by a job's label (a container a test
+ * made itself, with `gate(name)` in its command): returns once `/tmp/<name>` is there.
+ */
+export async function releaseContainer(containerId: string, name = 'go', what = `container ${containerId.slice(0, 12)}`): Promise<void> {
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`bad gate name ${name}`);
+  const code = await runIn(containerId, `: > /tmp/${name}`, `gate ${name} of ${what} to be released`);
+  if (code !== 0) throw new Error(`releasing gate ${name} of ${what}: the command exited with ${code}`);
+}
+
+/**
+ * Waits until `path` exists in the running container `containerId`: a container's command makes
+ * a file (`: > /tmp/x`) to tell the test it has got that far, which no output needs to show.
+ */
+export async function waitForFile(containerId: string, path: string, timeoutMs = 30000): Promise<void> {
+  if (!/^[A-Za-z0-9_./-]+$/.test(path)) throw new Error(`bad path ${path}`);
+  const what = `${path} in container ${containerId.slice(0, 12)}`;
+  await waitFor(what, async () => ((await runIn(containerId, `test -e ${path}`, `looking for ${what}`)) === 0 ? true : undefined), timeoutMs, 50);
+}
+
+/** Runs `script` with `sh -c` in the running container `containerId`, to its end; its exit code. */
+async function runIn(containerId: string, script: string, what: string): Promise<number> {
+  const exec = await new Docker().getContainer(containerId).exec({ Cmd: ['sh', '-c', script] });
   // Its (empty) answer is read to its end, or its socket stays open and keeps jest from exiting.
   const answer = (await exec.start({ Detach: true })) as NodeJS.ReadableStream;
   await new Promise<void>((resolve, reject) => answer.once('end', resolve).once('error', reject).resume());
-  // Detached, `start` answers once the command has started: wait until it has made the file.
-  const done = await waitFor(`gate ${name} of job ${jobId} to be released`, async () => {
+  // Detached, `start` answers once the command has started: wait until it has ended.
+  const done = await waitFor(what, async () => {
     const info = await exec.inspect();
     return info.Running ? undefined : info;
   }, 30000, 20);
-  if (done.ExitCode !== 0) throw new Error(`releasing gate ${name} of job ${jobId}: the command exited with ${done.ExitCode}`);
+  return done.ExitCode ?? -1;
 }

@@ -1,23 +1,31 @@
 import Redis from 'ioredis';
+import { PrivateRedis } from '../../../../test/support/private-services';
 import { failLateCommands } from './fail-fast-redis';
 
-const url = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const busyFor = (ms: number) => {
   const until = performance.now() + ms;
   while (performance.now() < until);
 };
 
 describe('failLateCommands (the API requests\' Redis timeout)', () => {
+  // A Redis of this spec's own: the test of a Redis that does not answer stops it, which on the
+  // shared one would stall every spec running alongside.
+  let server: PrivateRedis;
+  let url: string;
   let redis: Redis;
-  let admin: Redis;
+  beforeAll(async () => {
+    server = await PrivateRedis.start();
+    url = server.url;
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
   beforeEach(() => {
     redis = failLateCommands(new Redis(url, { enableOfflineQueue: true, maxRetriesPerRequest: 1 }), 300) as Redis;
-    admin = new Redis(url);
   });
-  afterEach(async () => {
-    await admin.client('UNPAUSE').catch(() => undefined);
+  afterEach(() => {
+    server.thaw();
     redis.disconnect();
-    admin.disconnect();
   });
 
   it('a reply that came back while the event loop was busy longer than the timeout is taken, not failed', async () => {
@@ -41,7 +49,7 @@ describe('failLateCommands (the API requests\' Redis timeout)', () => {
 
   it('a Redis that does not answer fails the command after about the timeout', async () => {
     await redis.ping();
-    await admin.client('PAUSE', 2000, 'ALL');
+    server.freeze(); // answers nothing until thawed (after the test), however slow the machine
     const t0 = performance.now();
     await expect(redis.get('fp-any-key')).rejects.toThrow('Command timed out');
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);

@@ -1,9 +1,19 @@
 import Docker from 'dockerode';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { LogMode, LogStream } from '@flashpods/contracts';
+import { gate, releaseContainer, waitForFile } from '../../../../test/support/gate';
 import { TEST_IMAGE } from '../../../../test/support/test-env';
 import { DockerExecutor, LABEL_INSTALLATION, LABEL_JOB_ID, LABEL_RUNNER_ID } from './docker.executor';
 import { ExecFailure, ExecIO, ExecSpec, OutputGap } from './executor';
+
+/** `p`'s value, or a rejection if it has not settled within `ms` (a hang fails the test rather than its timeout). */
+const within = <T>(ms: number, p: Promise<T>, what = 'an answer'): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+};
 
 /**
  * A timeout or cancel that fires between `create` and `start`: the kill of a created container
@@ -75,18 +85,25 @@ describe('DockerExecutor: a kill between create and start (real engine)', () => 
     // reaches the engine, so the kill it triggers finds a container that is not running yet (409).
     const abort = new AbortController();
     let killsRefused = 0;
+    // Settled when the first kill (the one the abort triggers) has come back from the engine, however it went.
+    let killCameBack!: () => void;
+    const firstKillBack = new Promise<void>((r) => (killCameBack = r));
     const timed = Object.create(docker) as Docker;
     timed.createContainer = async (opts) => {
       const c = await docker.createContainer(opts);
       const start = c.start.bind(c);
       const kill = c.kill.bind(c);
-      c.kill = (async (...a: unknown[]) => kill(...(a as [])).catch((err: { statusCode?: number }) => {
-        if (err.statusCode === 409) killsRefused++;
-        throw err;
-      })) as typeof c.kill;
+      c.kill = (async (...a: unknown[]) =>
+        kill(...(a as []))
+          .catch((err: { statusCode?: number }) => {
+            if (err.statusCode === 409) killsRefused++;
+            throw err;
+          })
+          .finally(() => killCameBack())) as typeof c.kill;
       c.start = (async (...a: unknown[]) => {
         abort.abort();
-        await new Promise((r) => setTimeout(r, 200)); // the refused kill has come back by now
+        // The start goes to the engine only once the kill the abort triggered has come back.
+        await within(15_000, firstKillBack, 'answer to the kill the abort triggers');
         return start(...(a as []));
       }) as typeof c.start;
       return c;
@@ -112,15 +129,6 @@ describe('DockerExecutor: fast mode (real engine)', () => {
   const docker = new Docker();
   const installation = `fpt_${randomBytes(4).toString('hex')}`;
   const executor = new DockerExecutor(docker, 30_000, installation, LogMode.Fast);
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  /** `p`'s value, or a rejection if it has not settled within `ms` (a hang fails the test rather than its timeout). */
-  const within = <T>(ms: number, p: Promise<T>): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    });
-    return Promise.race([p, late]).finally(() => clearTimeout(timer));
-  };
 
   afterAll(async () => {
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_INSTALLATION}=${installation}`] } });
@@ -141,12 +149,16 @@ describe('DockerExecutor: fast mode (real engine)', () => {
     return { io, events, numbers };
   }
 
-  /** A container as a fast-mode runner creates it, printing `line 1` … `line n` every 20 ms. */
-  async function fastContainer(n: number, exit = 0) {
+  /**
+   * A container as a fast-mode runner creates it, printing `line 1` … `line n` every 20 ms. With
+   * `holdAfter`, once it has printed that line it makes `/tmp/held` and waits at gate `go`.
+   */
+  async function fastContainer(n: number, exit = 0, holdAfter?: number) {
     const jobId = randomUUID();
+    const hold = holdAfter === undefined ? '' : `[ $i -eq ${holdAfter} ] && { : > /tmp/held; ${gate('go')}; }; `;
     return docker.createContainer({
       Image: TEST_IMAGE,
-      Cmd: ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.02; done; exit ${exit}`],
+      Cmd: ['sh', '-c', `i=1; while [ $i -le ${n} ]; do echo "line $i"; ${hold}i=$((i+1)); sleep 0.02; done; exit ${exit}`],
       Labels: { [LABEL_JOB_ID]: jobId, [LABEL_RUNNER_ID]: 'int-spec', [LABEL_INSTALLATION]: installation },
       AttachStdout: true,
       AttachStderr: true,
@@ -171,12 +183,23 @@ describe('DockerExecutor: fast mode (real engine)', () => {
   });
 
   it('resume of a running container: the gap comes first, then only what was written after the re-attach', async () => {
-    const c = await fastContainer(100);
+    const c = await fastContainer(100, 0, 10);
     await c.start();
-    await sleep(600); // about 30 lines written with nobody attached
+    await waitForFile(c.id, '/tmp/held'); // lines 1 … 10 written with nobody attached; it waits at its gate
     const rec = recorder();
+    // The container goes on only once the executor has re-attached and said so (the gap).
+    let gapped!: () => void;
+    const reattached = new Promise<void>((r) => (gapped = r));
+    const report = rec.io.gap;
+    rec.io.gap = async (g: OutputGap) => {
+      await report(g);
+      gapped();
+    };
     const before = Date.now();
-    const result = await executor.resume(c.id, rec.io);
+    const resuming = executor.resume(c.id, rec.io);
+    await within(15_000, Promise.race([reattached, resuming.then(() => Promise.reject(new Error('resume returned before it reported a gap')))]), 'gap from the resume');
+    await releaseContainer(c.id, 'go');
+    const result = await resuming;
     expect(result.exitCode).toBe(0);
     const gap = rec.events[0] as OutputGap;
     expect(typeof gap).toBe('object');
@@ -186,7 +209,7 @@ describe('DockerExecutor: fast mode (real engine)', () => {
     const got = rec.numbers();
     expect(got[0]).toBeGreaterThan(5);
     expect(got).toEqual(Array.from({ length: 100 - got[0] + 1 }, (_, i) => got[0] + i));
-  }, 20_000);
+  }, 30_000);
 
   it('resume of an exited container: a gap up to its exit and its exit code, without attaching (no dead attach to wait on)', async () => {
     const c = await fastContainer(3, 3);
