@@ -27,7 +27,6 @@ export function gate(name = 'go'): string {
  * `touch` on PATH: the shell's redirection makes the file.
  */
 export async function release(jobId: string, name = 'go'): Promise<void> {
-  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`bad gate name ${name}`);
   const docker = new Docker();
   const id = await waitFor(`the running container of job ${jobId}`, async () => {
     const [c] = await docker.listContainers({ filters: { label: [`flashpods.job_id=${jobId}`], status: ['running'] } });

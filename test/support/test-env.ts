@@ -72,3 +72,12 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** `p`'s value, or a rejection if it has not settled within `ms` (a hang fails the test rather than its timeout). */
+export function within<T>(ms: number, p: Promise<T>, what = 'an answer'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}

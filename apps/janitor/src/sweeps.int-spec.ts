@@ -7,7 +7,7 @@ import { mkdir, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { JobFactory } from '../../../test/support/job.factory';
-import { createTestWorld, TestWorld, waitFor } from '../../../test/support/test-env';
+import { createTestWorld, TestWorld, waitFor, within } from '../../../test/support/test-env';
 import { SweepProcessor } from './sweep.processor';
 import { SweepsService } from './sweeps.service';
 
@@ -15,14 +15,6 @@ const exists = (p: string) => stat(p).then(() => true, () => false);
 const ago = (ms: number) => new Date(Date.now() - ms);
 const MIN = 60_000;
 const DAY = 86_400_000;
-/** `p`'s value, or a rejection if it has not settled within `ms`. */
-const within = <T>(ms: number, p: Promise<T>): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-};
 
 describe('janitor sweeps (real Postgres, real files, real Redis)', () => {
   let world: TestWorld;

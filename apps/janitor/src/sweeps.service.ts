@@ -86,8 +86,8 @@ export class SweepsService {
   /**
    * Marks `cleaned`, in one UPDATE and still only from a terminal state, the jobs whose ids the SQL
    * array expression `ids` (over `params`) gives; returns them with their files' figures, oldest
-   * first. RETURNING gives the rows in the order the index scan met them (by id, as Postgres sorts
-   * the array's keys), so the order is put back here: the oldest logs go first, and a failed
+   * first. RETURNING gives the rows in whatever order the scan met them (heap order, arbitrary once
+   * rows have been updated), so the order is put back here: the oldest logs go first, and a failed
    * delete stops the sweep before the newer ones of its batch.
    */
   private async markCleaned(ids: string, params: unknown[]): Promise<CleanedJob[]> {

@@ -2,18 +2,10 @@ import Docker from 'dockerode';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { LogMode, LogStream } from '@flashpods/contracts';
 import { gate, releaseContainer, waitForFile } from '../../../../test/support/gate';
-import { TEST_IMAGE } from '../../../../test/support/test-env';
+import { TEST_IMAGE, within } from '../../../../test/support/test-env';
 import { DockerExecutor, LABEL_INSTALLATION, LABEL_JOB_ID, LABEL_RUNNER_ID } from './docker.executor';
 import { ExecFailure, ExecIO, ExecSpec, OutputGap } from './executor';
 
-/** `p`'s value, or a rejection if it has not settled within `ms` (a hang fails the test rather than its timeout). */
-const within = <T>(ms: number, p: Promise<T>, what = 'an answer'): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-};
 
 /**
  * A timeout or cancel that fires between `create` and `start`: the kill of a created container
