@@ -72,7 +72,9 @@ describe('live logs: one reader per job, many viewers', () => {
     for (let i = 1; i < 100; i++) open();
     await waitFor('all 100 clients to receive lines', async () => (firstLines.every((n) => n > 0) ? true : undefined), 30000, 20);
     const withHundred = connectionsTo(api, redisPort);
-    expect((await stack.json('GET', `/jobs/${job.id}`)).body.status).toBe('running');
+    // Held at its gate, the job is running; Postgres says so once the persister has stored its status
+    // entry, which may come after the viewers, who read the stream, have their first lines.
+    await waitFor('the job to be stored as running', async () => ((await stack.json('GET', `/jobs/${job.id}`)).body.status === 'running' ? true : undefined), 30000, 50);
     expect(await liveReaders()).toBe(1);
     expect(withHundred).toBe(withOne);
     await release(job.id);

@@ -92,8 +92,6 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
   private streamReader!: RedisClient;
   /** Round-robin position of the tail loop when it cannot read every stream at once. */
   private readFrom = 0;
-  /** The round's stats statement while it runs (writeDueStats): finish() lets it land before the job's last stats. */
-  private statsInFlight?: Promise<unknown>;
 
   constructor(
     @Inject(CONFIG) private readonly config: FlashpodsConfig,
@@ -343,11 +341,8 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
       );
       const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       for (const f of failed) this.log.error(`tail: ${(f.reason as Error).message}; reading that job again shortly`);
-      const statsFailed = await this.writeDueStats().then(
-        () => false,
-        (err: Error) => (this.log.error(`tail: writing log stats: ${err.message}; again shortly`), true),
-      );
-      if (failed.length || statsFailed) await sleep(1000);
+      await this.writeDueStats().catch((err: Error) => this.log.error(`tail: writing log stats: ${err.message}; again next round`));
+      if (failed.length) await sleep(1000);
       else if (read < GATHER_BELOW_ENTRIES && readBytes >= GATHER_ABOVE_BYTES) await sleep(GATHER_MS);
     }
   }
@@ -504,19 +499,13 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
   /**
    * The stats of every owned job that wrote since its last stats and last had them stored
    * STATS_INTERVAL_MS ago or more: one statement for all of them (with a hundred jobs printing,
-   * one each was some 400 commits a second). Runs between rounds, when no job is being applied.
+   * one each was some 400 commits a second). A job being applied is left for the next round.
    */
   private async writeDueStats(): Promise<void> {
     const now = Date.now();
-    const due = [...this.owned.values()].filter((j) => j.statsDirty && now - j.statsWrittenAt >= STATS_INTERVAL_MS && this.mayWrite(j));
+    const due = [...this.owned.values()].filter((j) => j.statsDirty && !j.busy && now - j.statsWrittenAt >= STATS_INTERVAL_MS && this.mayWrite(j));
     if (due.length === 0) return;
-    const written = writeManyLogStats(this.ds, due.map((job) => ({ jobId: job.jobId, stats: this.stats(job) })));
-    this.statsInFlight = written.catch(() => undefined);
-    try {
-      await written;
-    } finally {
-      this.statsInFlight = undefined;
-    }
+    await writeManyLogStats(this.ds, due.map((job) => ({ jobId: job.jobId, stats: this.stats(job) })));
     for (const job of due) this.statsWritten(job);
   }
 
@@ -561,9 +550,6 @@ export class JobLogConsumer implements OnApplicationBootstrap, OnApplicationShut
   private async finish(job: OwnedJob): Promise<void> {
     if (this.owned.get(job.jobId) === job) this.owned.delete(job.jobId);
     job.gone = true;
-    // A round's stats taken before the end is composed must not land after the end's own (the
-    // guard lets an equal last seq through): it lands first.
-    await this.statsInFlight;
     if (!job.writeFailed && this.leases.isValid(job.lease)) {
       // Ended without its terminal entry reaching us (see finishEndedJobs): its end is composed now.
       if (!job.busy) {

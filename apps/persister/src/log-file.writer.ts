@@ -97,15 +97,12 @@ const scratch: Buffer[] = [];
 let scratchOut = 0;
 
 function takeScratch(size: number): Buffer {
-  let buf: Buffer | undefined;
-  for (let i = scratch.length - 1; i >= 0 && !buf; i--) {
-    if (scratch[i].length >= size) buf = scratch.splice(i, 1)[0];
-  }
-  const pooled = scratchOut < SCRATCH_KEPT && size <= SCRATCH_MAX_BYTES;
-  buf ??= Buffer.allocUnsafe(pooled ? Math.max(size, SCRATCH_MIN_BYTES) : size);
-  // Counted once taken: an allocation that throws leaves the count as it was.
   scratchOut++;
-  return buf;
+  for (let i = scratch.length - 1; i >= 0; i--) {
+    if (scratch[i].length >= size) return scratch.splice(i, 1)[0];
+  }
+  const pooled = scratchOut <= SCRATCH_KEPT && size <= SCRATCH_MAX_BYTES;
+  return Buffer.allocUnsafe(pooled ? Math.max(size, SCRATCH_MIN_BYTES) : size);
 }
 
 function giveScratch(buf: Buffer): void {
@@ -284,15 +281,12 @@ export class LogFileWriter {
       lineCount += c.count;
     }
     const out = takeScratch(capacity + storedBytes(this.marker.length));
+    const index = takeScratch(lineCount * RECORD_BYTES);
     try {
-      const index = takeScratch(lineCount * RECORD_BYTES);
-      try {
-        return await this.encodeAndWrite(chunks, out, index);
-      } finally {
-        giveScratch(index);
-      }
+      return await this.encodeAndWrite(chunks, out, index);
     } finally {
       giveScratch(out);
+      giveScratch(index);
     }
   }
 
